@@ -1,0 +1,280 @@
+"""The command line: parse, resolve the config, call the engine (audit.py), format, map to exit codes.
+
+No maths here. Exit codes are listed in errors.py, the README and the man pages.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from pathlib import Path
+from typing import Callable, List, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from . import __version__
+from .config import PRESETS, Config, parse_overrides, resolve_config
+from .engine.progress import Progress
+from .errors import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_OK, EXIT_TARGET_DISAGREE, AuditError
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 finished (no threshold passed); 1 poison found above a threshold; 2 bad input or usage; "
+    "3 internal failure; 4 --strict and the two target estimates disagree."
+)
+
+app = typer.Typer(
+    name="bsd-audit",
+    help="Audit an image dataset (ImageFolder tree) for backdoor poisoning with BSD, without trusted clean data. "
+         + EXIT_CODES_HELP,
+    no_args_is_help=True,
+    add_completion=True,
+    pretty_exceptions_enable=False,
+)
+
+err = Console(stderr=True)
+
+
+class RichProgressReporter(Progress):
+    """Progress bars on stderr, so stdout stays clean for --json."""
+
+    def __init__(self, console: Console):
+        self.console = console
+        self.bar: RichProgress | None = None
+        self.task = None
+
+    def start(self, stage: str, total: int) -> None:
+        self.finish()
+        self.bar = RichProgress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TimeElapsedColumn(), TextColumn("{task.fields[note]}"), console=self.console,
+                                transient=False)
+        self.bar.start()
+        self.task = self.bar.add_task(stage, total=total, note="")
+
+    def advance(self, n: int = 1, note: str = "") -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, advance=n, note=note)
+
+    def log(self, message: str) -> None:
+        self.console.print(f"[dim]{message}[/dim]")
+
+    def finish(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
+
+
+# ---------------------------------------------------------------------------------- shared options
+PresetOpt = typer.Option("cpu", "--preset", "-p", help=f"Settings preset: {', '.join(PRESETS)}. "
+                         "paper = the paper's settings (GPU, hours); fast = CIFAR-10-sized audit in minutes on a GPU; "
+                         "cpu = small datasets on a CPU.")
+ConfigOpt = typer.Option(None, "--config", "-c", help="JSON or TOML file of config fields (applied after the preset).",
+                         dir_okay=False)
+SetOpt = typer.Option(None, "--set", "-s", help="Override one config field: --set T3=30 (repeatable).")
+SeedOpt = typer.Option(None, "--seed", help="Random seed (same data, config and seed give the same split on the same device).")
+DeviceOpt = typer.Option(None, "--device", help="auto (GPU when present), cpu, cuda or cuda:N.")
+JsonOpt = typer.Option(False, "--json", help="Print one JSON summary on stdout (for CI).")
+QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress output.")
+
+
+def _config(preset: str, config_file: Optional[Path], sets: Optional[List[str]], seed: Optional[int],
+            device: Optional[str]) -> Config:
+    overrides: dict = parse_overrides(sets)
+    if seed is not None:
+        overrides["seed"] = seed
+    if device is not None:
+        overrides["device"] = device
+    return resolve_config(preset, overrides, config_file)
+
+
+def _run(fn: Callable[[], int]) -> None:
+    """Run a command body; the tool's own errors become a message and an exit code, never a traceback."""
+    try:
+        code = fn()
+    except AuditError as exc:
+        err.print(f"[bold red]error:[/bold red] {exc}", highlight=False)
+        raise typer.Exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err.print("[bold red]interrupted[/bold red]: no artifact was written (any earlier one is unchanged)")
+        raise typer.Exit(130)
+    except Exception:  # noqa: BLE001 - the last line of defence: report, exit with the documented code
+        err.print("[bold red]internal error[/bold red] (please report it with the trace below):")
+        err.print(traceback.format_exc(), highlight=False)
+        raise typer.Exit(EXIT_INTERNAL)
+    raise typer.Exit(code)
+
+
+def _print_config(cfg: Config, quiet: bool) -> None:
+    if not quiet:
+        err.print("[dim]config: " + cfg.to_json() + "[/dim]", highlight=False)
+
+
+def _target_table(s: dict) -> Table:
+    t = Table(title="Target label", show_header=False)
+    t.add_row("target used", f"[bold]{s['target_name']}[/bold] ({s['source']})")
+    t.add_row("LGA vote", f"{s['lga_target_name']} with {s['confidence']:.0%} of the isolated samples")
+    t.add_row("second-likely estimate", s["second_likely_name"] + ("" if s["agree"] else "  [yellow](disagrees)[/yellow]"))
+    t.add_row("loss gap of isolated samples", f"{s['loss_gap']:.3f}")
+    t.add_row("votes", ", ".join(f"{k}: {v}" for k, v in s["votes"].items() if v))
+    return t
+
+
+def _warn_disagree(s: dict, quiet: bool) -> None:
+    if not s["agree"] and not quiet:
+        err.print(f"[bold yellow]warning:[/bold yellow] the two target estimates disagree (LGA vote "
+                  f"{s['lga_target_name']}, second-likely {s['second_likely_name']}); the LGA vote is used. "
+                  "Inspect the votes, or pass --target if the attack's target is known.")
+
+
+# ---------------------------------------------------------------------------------- commands
+@app.command("detect-target")
+def detect_target_cmd(
+    data: Path = typer.Argument(..., help="Root of the ImageFolder tree (root/<class>/<image>)."),
+    out: Path = typer.Option(Path("target.h5"), "--out", "-o", help="Artifact to write (HDF5)."),
+    preset: str = PresetOpt, config_file: Optional[Path] = ConfigOpt, sets: Optional[List[str]] = SetOpt,
+    seed: Optional[int] = SeedOpt, device: Optional[str] = DeviceOpt,
+    strict: bool = typer.Option(False, "--strict", help="Exit 4 when the LGA vote and the second-likely estimate disagree."),
+    as_json: bool = JsonOpt, quiet: bool = QuietOpt,
+) -> None:
+    """Estimate the attack's target label: altruistic warm-up with LGA, vote of the lowest-loss samples,
+    and the independent second-likely estimate. Writes ỹ_t, votes, confidence and isolated samples."""
+    from . import audit
+
+    def body() -> int:
+        cfg = _config(preset, config_file, sets, seed, device)
+        _print_config(cfg, quiet or as_json)
+        reporter = Progress() if quiet or as_json else RichProgressReporter(err)
+        s = audit.detect(data, out, cfg, reporter)
+        if as_json:
+            print(json.dumps(s, sort_keys=True))
+        elif not quiet:
+            err.print(_target_table(s))
+            err.print(f"wrote {out} in {s['wall_time_s']:.0f} s")
+        _warn_disagree(s, quiet or as_json)
+        return EXIT_TARGET_DISAGREE if strict and not s["agree"] else EXIT_OK
+
+    _run(body)
+
+
+@app.command("split")
+def split_cmd(
+    data: Path = typer.Argument(..., help="Root of the ImageFolder tree (root/<class>/<image>)."),
+    out: Path = typer.Option(Path("split.h5"), "--out", "-o", help="Artifact to write (HDF5)."),
+    target: Optional[str] = typer.Option(None, "--target", help="Known target class name: skips detection's vote "
+                                         "(the warm-up still runs, ALS needs it)."),
+    target_from: Optional[Path] = typer.Option(None, "--target-from", help="Reuse a detect-target artifact "
+                                               "(its warmed-up altruistic model and ALS scores)."),
+    truth: Optional[Path] = typer.Option(None, "--truth", help="Ground-truth manifest.json of a benchmark: "
+                                         "records poison recall and poison left in the clean pool (never used to decide)."),
+    preset: str = PresetOpt, config_file: Optional[Path] = ConfigOpt, sets: Optional[List[str]] = SetOpt,
+    seed: Optional[int] = SeedOpt, device: Optional[str] = DeviceOpt,
+    strict: bool = typer.Option(False, "--strict", help="Exit 4 when the two target estimates disagree."),
+    as_json: bool = JsonOpt, quiet: bool = QuietOpt,
+) -> None:
+    """Run BSD: target detection, OSS and ALS pool initialisation, MixMatch training with class completion
+    and selective drop. Writes per-sample OSS, ALS and I scores, clean/poison index lists and the pool history."""
+    from . import audit
+
+    def body() -> int:
+        cfg = _config(preset, config_file, sets, seed, device)
+        _print_config(cfg, quiet or as_json)
+        reporter = Progress() if quiet or as_json else RichProgressReporter(err)
+        s = audit.split(data, out, cfg, target=target, target_from=target_from, truth_manifest=truth, progress=reporter)
+        if as_json:
+            print(json.dumps(s, sort_keys=True))
+        elif not quiet:
+            err.print(_target_table(s))
+            err.print(_split_table(s))
+            err.print(f"wrote {out} in {s['wall_time_s']:.0f} s")
+        _warn_disagree(s, quiet or as_json)
+        return EXIT_TARGET_DISAGREE if strict and not s["agree"] else EXIT_OK
+
+    _run(body)
+
+
+def _split_table(s: dict) -> Table:
+    t = Table(title="Split", show_header=False)
+    t.add_row("clean pool", f"{s['clean_size']} of {s['num_samples']} ({s['clean_share']:.0%})")
+    t.add_row("poison pool", f"{s['poison_size']} (not a list of suspects: every sample not confidently clean)")
+    t.add_row("clean per class", ", ".join(f"{k}: {v}" for k, v in s["clean_per_class"].items()))
+    if "truth" in s:
+        tr = s["truth"]
+        t.add_row("ground truth", f"{tr['num_poisoned']} poisoned; {tr['poison_in_clean']} left in the clean pool "
+                  f"(recall {tr['poison_recall']:.1%})")
+        t.add_row("AUROC (OSS, ALS, I)", ", ".join("-" if tr[k] is None else f"{tr[k]:.3f}"
+                                                 for k in ("auroc_oss", "auroc_als", "auroc_indicator")))
+    return t
+
+
+@app.command("make-benchmark")
+def make_benchmark_cmd(
+    source: Path = typer.Argument(..., help="A clean ImageFolder (or a folder with train/ and test/ ImageFolders)."),
+    out: Path = typer.Argument(..., help="Output folder (must be empty or absent)."),
+    attack: str = typer.Option("badnets", "--attack", "-a", help="badnets, blended, wanet, sig or badnets_all2all."),
+    rate: float = typer.Option(0.05, "--rate", help="Poisoned share of the training set."),
+    target: Optional[str] = typer.Option(None, "--target", help="Target class name (default: the third class)."),
+    per_class: Optional[int] = typer.Option(None, "--per-class", help="Keep the first N training images per class."),
+    test_per_class: Optional[int] = typer.Option(None, "--test-per-class", help="Keep the first N test images per class."),
+    param: Optional[List[str]] = typer.Option(None, "--param", help="Attack parameter, e.g. --param alpha=0.1 (repeatable)."),
+    seed: int = typer.Option(0, "--seed", help="Seed for the choice of samples and the trigger."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output folder."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Build a poisoned benchmark from a clean ImageFolder, with a ground-truth manifest and a triggered test set."""
+    from .benchmark import build_benchmark
+    from .errors import BadInputError
+
+    def body() -> int:
+        params = {k: json.loads(v) for k, v in parse_overrides(param).items()}
+        try:
+            m = build_benchmark(source, out, attack, rate=rate, target=target, per_class=per_class,
+                                test_per_class=test_per_class, seed=seed, params=params, overwrite=overwrite)
+        except ValueError as exc:
+            raise BadInputError(str(exc)) from exc
+        brief = {k: m[k] for k in ("attack", "params", "rate", "target", "num_train", "num_poisoned", "num_test",
+                                   "test_triggered_count")}
+        brief["out"] = str(out)
+        if as_json:
+            print(json.dumps(brief, sort_keys=True))
+        else:
+            err.print(f"wrote {out}: {m['num_train']} training images, {m['num_poisoned']} poisoned ({attack}, "
+                      f"target {m['target']}); manifest {out / 'manifest.json'}")
+        return EXIT_OK
+
+    _run(body)
+
+
+@app.command("config")
+def config_cmd(
+    preset: str = PresetOpt, config_file: Optional[Path] = ConfigOpt, sets: Optional[List[str]] = SetOpt,
+) -> None:
+    """Print the resolved config (preset, then file, then --set) as JSON: every field and its value."""
+
+    def body() -> int:
+        print(json.dumps(resolve_config(preset, parse_overrides(sets), config_file).to_dict(), indent=2, sort_keys=True))
+        return EXIT_OK
+
+    _run(body)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"bsd-audit {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def main_callback(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                               help="Print the version and exit.")) -> None:
+    """Audit an image dataset for backdoor poisoning with BSD."""
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

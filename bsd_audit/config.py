@@ -1,0 +1,199 @@
+"""One config object for every stage, resolved once, printed and stored in every artifact.
+
+Field names follow ../docs/method.md (the paper's symbols spelled out). Presets:
+
+- ``paper``: the paper's settings (App. C.4): ResNet-18, T1=20, T2=90, T3=120, 1024 MixMatch
+  iterations per epoch. Meant for a GPU; days on a CPU.
+- ``fast``: a CIFAR-10-sized audit in minutes on one GPU: the fast net, fewer epochs and iterations.
+- ``cpu``: the bundled sample (a few thousand 32x32 images) in minutes on a 2-core CPU.
+
+Every field can be overridden (``--set name=value`` on the command line, or a JSON/TOML file).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .errors import UsageError
+
+
+@dataclass
+class Config:
+    # --- data
+    image_size: int = 32  # working resolution: every image is resized to image_size x image_size
+    max_image_pixels: int = 89_478_485  # decompression-bomb guard (PIL's default limit)
+    # --- models
+    arch: str = "resnet18"  # resnet18 | mobilenet_v2 | fastnet
+    width: float = 64  # architecture width (resnet18: base channels; mobilenet_v2: multiplier; fastnet: first group)
+    channels_last: bool = True  # faster convolutions on CPU and tensor cores
+    precision: str = "auto"  # auto (bf16 on CUDA, fp32 elsewhere) | fp32 | bf16
+    # --- stage 0: target detection (App. B lines 5-13, App. E.3)
+    altruistic_warmup_epochs: int = 25
+    altruistic_lr: float = 1e-3
+    altruistic_batch_size: int = 128
+    lga_gamma: float = 0.5  # LGA threshold γ: loss -> sign(loss - γ)·loss
+    lga_mode: str = "batch"  # batch: sign on the batch-mean loss (ABL's code) | sample: per-sample sign | off
+    loss_window: float = 0.5  # isolation/ALS losses are averaged over this last share of warm-up epochs
+    isolation_share: float = 0.01  # share of lowest-loss samples that vote for the target
+    altruistic_augment: bool = False  # g_φ should fit the trigger fast: augmentation would blur it
+    # --- stage 1: pool initialisation (Sec. 4.1)
+    T1: int = 20  # main-model warm-up on D_nt (OSS)
+    warmup_lr: float = 2e-3
+    warmup_batch_size: int = 128
+    beta: float = 0.2  # OSS share of D_t kept as clean, and α_start (Decision in method.md)
+    oss_distance: str = "min"  # min | mean | max over non-target class means (App. E.2)
+    oss_normalize: bool = True  # L2-normalise features and means before the distance (Decision, see docs)
+    init_combine: str = "intersection"  # eq. 3 (intersection) or Algorithm 1 line 22 (union)
+    # --- stages 2-3: pool updates (Sec. 4.2)
+    init_fixed_epochs: int = 10  # epochs [T1, T1+init_fixed_epochs) train on the fixed init pools
+    T2: int = 90
+    T3: int = 120
+    alpha: float = 0.6  # final clean-pool share α
+    sce_alpha: float = 0.1
+    sce_beta: float = 1.0
+    sce_log_clip: float = -4.0  # A: log(0) is clipped to this in RCE
+    class_completion: bool = True
+    selective_drop: bool = True
+    # --- MixMatch (ASD's settings)
+    mixmatch_iterations: int = 1024
+    mixmatch_batch_size: int = 64
+    mixmatch_lr: float = 2e-3
+    mixmatch_K: int = 2
+    mixmatch_temperature: float = 0.5
+    mixmatch_mixup_alpha: float = 0.75
+    mixmatch_lambda_u: float = 15.0
+    mixmatch_rampup: int = 120
+    # --- augmentation (batch-level, on the device)
+    aug_translate: int = 4  # reflect-pad then random crop, in pixels
+    aug_flip: bool = True
+    # --- machinery
+    eval_batch_size: int = 512
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    threads: int = 0  # CPU threads; 0 = every core
+    preset: str = "paper"
+    extra: dict = field(default_factory=dict)  # free-form notes stored with the config
+
+    # ---------------------------------------------------------------- derived
+    @property
+    def stage2_start(self) -> int:
+        """First epoch of the class-completion stage (T1 + init_fixed_epochs)."""
+        return self.T1 + self.init_fixed_epochs
+
+    def validate(self) -> "Config":
+        def need(cond: bool, msg: str):
+            if not cond:
+                raise UsageError(f"invalid config: {msg}")
+
+        need(self.arch in ("resnet18", "mobilenet_v2", "fastnet"), f"arch {self.arch!r} is not one of resnet18, mobilenet_v2, fastnet")
+        need(0 < self.beta <= self.alpha < 1, f"need 0 < beta ({self.beta}) <= alpha ({self.alpha}) < 1")
+        need(0 < self.isolation_share < 1, "isolation_share must be in (0, 1)")
+        need(self.T1 >= 1, "T1 must be >= 1")
+        need(self.T1 + self.init_fixed_epochs < self.T2 <= self.T3,
+             f"need T1 + init_fixed_epochs < T2 <= T3 (got {self.T1}+{self.init_fixed_epochs}, {self.T2}, {self.T3})")
+        need(self.altruistic_warmup_epochs >= 1, "altruistic_warmup_epochs must be >= 1")
+        need(self.oss_distance in ("min", "mean", "max"), "oss_distance must be min, mean or max")
+        need(self.init_combine in ("intersection", "union"), "init_combine must be intersection or union")
+        need(self.lga_mode in ("batch", "sample", "off"), "lga_mode must be batch, sample or off")
+        need(0 < self.loss_window <= 1, "loss_window must be in (0, 1]")
+        need(self.precision in ("auto", "fp32", "bf16"), "precision must be auto, fp32 or bf16")
+        need(self.image_size >= 8, "image_size must be >= 8")
+        need(self.mixmatch_iterations >= 1 and self.mixmatch_batch_size >= 2, "MixMatch needs iterations >= 1, batch >= 2")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {},
+    # A CIFAR-10-sized audit in minutes on one GPU: the airbench-style net, a third of the epochs
+    # and a tenth of the iterations; schedules keep the paper's proportions.
+    "fast": dict(
+        arch="fastnet", width=64, altruistic_warmup_epochs=12, altruistic_batch_size=512, warmup_batch_size=512,
+        T1=12, init_fixed_epochs=3, T2=30, T3=40, mixmatch_iterations=100, mixmatch_batch_size=128,
+        mixmatch_rampup=40, eval_batch_size=2048,
+    ),
+    # The bundled sample (2,500 images) on a 2-core CPU in minutes. The probe in method.md found
+    # that fewer than 8-10 LGA epochs do not isolate poison reliably, so detection keeps 10.
+    "cpu": dict(
+        arch="resnet18", width=16, altruistic_warmup_epochs=10, T1=10, init_fixed_epochs=2, T2=18, T3=22,
+        mixmatch_iterations=24, mixmatch_batch_size=64, mixmatch_rampup=22, eval_batch_size=500,
+    ),
+}
+
+
+def _coerce(name: str, raw: Any, current: Any) -> Any:
+    """Turn a command-line string into the type of the field it overrides."""
+    if not isinstance(raw, str):
+        return raw
+    if isinstance(current, bool):
+        low = raw.lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off"):
+            return False
+        raise UsageError(f"config field {name} expects true/false, got {raw!r}")
+    try:
+        if isinstance(current, int):
+            return int(raw)
+        if isinstance(current, float):
+            return float(raw)
+        if isinstance(current, dict):
+            return json.loads(raw)
+    except ValueError as exc:
+        raise UsageError(f"config field {name} expects a {type(current).__name__}, got {raw!r}") from exc
+    return raw
+
+
+def resolve_config(preset: str = "paper", overrides: dict[str, Any] | None = None,
+                   config_file: Path | None = None) -> Config:
+    """Preset, then the config file, then explicit overrides (later wins)."""
+    if preset not in PRESETS:
+        raise UsageError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    cfg = Config(preset=preset)
+    layers: list[dict[str, Any]] = [PRESETS[preset]]
+    if config_file is not None:
+        layers.append(load_config_file(config_file))
+    layers.append(overrides or {})
+    known = {f.name: f for f in fields(Config)}
+    for layer in layers:
+        for name, raw in layer.items():
+            if name not in known:
+                raise UsageError(f"unknown config field {name!r}; see `bsd-audit config --preset {preset}` for the list")
+            setattr(cfg, name, _coerce(name, raw, getattr(cfg, name)))
+    return cfg.validate()
+
+
+def load_config_file(path: Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise UsageError(f"cannot read config file {path}: {exc.strerror}") from exc
+    try:
+        data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    except (ValueError, tomllib.TOMLDecodeError) as exc:
+        raise UsageError(f"config file {path} is not valid {'TOML' if path.suffix == '.toml' else 'JSON'}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise UsageError(f"config file {path} must hold a table of field = value")
+    return data
+
+
+def parse_overrides(pairs: list[str] | None) -> dict[str, str]:
+    """`--set name=value` pairs into a dict."""
+    out: dict[str, str] = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise UsageError(f"--set expects name=value, got {pair!r}")
+        name, value = pair.split("=", 1)
+        out[name.strip()] = value.strip()
+    return out

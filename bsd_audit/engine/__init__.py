@@ -1,0 +1,1 @@
+"""Training machinery shared by every stage: device, precision, seeding, batch loops, evaluation."""

@@ -1,0 +1,104 @@
+"""Batch loops over the on-device dataset: one supervised epoch, and per-sample evaluation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+from ..config import Config
+from ..data import ImageDataset, Normalizer, augment
+from ..models import build_model
+from .runtime import Runtime
+
+PerSampleLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class Batches:
+    """Shuffled index batches over a subset, drawn from a device generator."""
+
+    indices: torch.Tensor
+    batch_size: int
+    generator: torch.Generator
+    drop_last: bool = False
+
+    def __iter__(self):
+        n = len(self.indices)
+        order = self.indices[torch.randperm(n, device=self.indices.device, generator=self.generator)]
+        stop = n - n % self.batch_size if self.drop_last and n >= self.batch_size else n
+        for start in range(0, stop, self.batch_size):
+            yield order[start:start + self.batch_size]
+
+
+class Stream:
+    """An endless stream of batches over a pool: when a pass is exhausted a new shuffle starts
+    (MixMatch draws labelled and unlabelled batches this way, as ASD does)."""
+
+    def __init__(self, indices: torch.Tensor, batch_size: int, generator: torch.Generator):
+        self.indices, self.batch_size, self.generator = indices, batch_size, generator
+        self._it = iter(())
+
+    def next(self) -> torch.Tensor:
+        batch = next(self._it, None)
+        if batch is None:
+            self._it = iter(Batches(self.indices, self.batch_size, self.generator, drop_last=True))
+            batch = next(self._it)
+        return batch
+
+
+def new_model(cfg: Config, num_classes: int, rt: Runtime) -> nn.Module:
+    model = build_model(cfg.arch, num_classes, cfg.width).to(rt.device)
+    if rt.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def train_epoch(model: nn.Module, opt: torch.optim.Optimizer, ds: ImageDataset, indices: torch.Tensor,
+                loss_fn: PerSampleLoss, reduce: Callable[[torch.Tensor], torch.Tensor], norm: Normalizer,
+                cfg: Config, rt: Runtime, gen: torch.Generator, batch_size: int,
+                on_batch: Callable[[torch.Tensor, torch.Tensor], None] | None = None, augmented: bool = True) -> float:
+    """One augmented pass over ``indices``. ``reduce`` turns per-sample losses into the objective
+    (mean for CE, the LGA transform for the altruistic warm-up). Returns the mean objective."""
+    model.train()
+    total = torch.zeros((), device=rt.device)
+    steps = 0
+    for idx in Batches(indices, batch_size, gen):
+        batch = ds.images[idx]
+        x = norm(augment(batch, gen, cfg.aug_translate, cfg.aug_flip) if augmented else batch)
+        y = ds.labels[idx]
+        with rt.autocast():
+            logits = model(x)
+        per_sample = loss_fn(logits.float(), y)
+        loss = reduce(per_sample)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if on_batch is not None:
+            on_batch(idx, logits.detach())
+        total += loss.detach()
+        steps += 1
+    return float(total / max(steps, 1))  # one host sync per epoch
+
+
+@torch.no_grad()
+def predict(model: nn.Module, ds: ImageDataset, norm: Normalizer, rt: Runtime, batch_size: int,
+            indices: torch.Tensor | None = None, with_features: bool = False):
+    """Eval-mode logits (float32, N x C) and optionally penultimate features for ``indices``."""
+    model.eval()
+    idx_all = torch.arange(len(ds), device=rt.device) if indices is None else indices
+    logits, feats = [], []
+    for start in range(0, len(idx_all), batch_size):
+        idx = idx_all[start:start + batch_size]
+        x = norm(ds.images[idx])
+        with rt.autocast():
+            if with_features:
+                f = model.features(x)
+                feats.append(f.float())
+                logits.append(model.head(f).float())
+            else:
+                logits.append(model(x).float())
+    out_logits = torch.cat(logits)
+    return (out_logits, torch.cat(feats)) if with_features else out_logits

@@ -1,0 +1,64 @@
+"""Where and how the compute runs: device, threads, precision, seeds."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..config import Config
+from ..errors import UsageError
+
+
+@dataclass
+class Runtime:
+    device: torch.device
+    amp_dtype: torch.dtype | None  # autocast dtype, None = full fp32
+    channels_last: bool
+
+    def autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+    def generator(self, seed: int) -> torch.Generator:
+        """A generator on the compute device: draws made there never round-trip through the host."""
+        return torch.Generator(device=self.device).manual_seed(seed)
+
+    def describe(self) -> str:
+        if self.device.type == "cuda":
+            return f"{self.device} ({torch.cuda.get_device_name(self.device)})"
+        return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def make_runtime(cfg: Config) -> Runtime:
+    if cfg.device == "auto":
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        try:
+            device = torch.device(cfg.device)
+        except RuntimeError as exc:
+            raise UsageError(f"unknown device {cfg.device!r}: use auto, cpu, cuda or cuda:N") from exc
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise UsageError(f"device {cfg.device!r} asked for, but this machine has no usable CUDA GPU; use --set device=cpu")
+    if device.type == "cpu":
+        torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
+    if cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported()):
+        amp = torch.bfloat16
+    else:
+        amp = None
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = False  # determinism over the last few percent of speed
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    return Runtime(device, amp, cfg.channels_last)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)

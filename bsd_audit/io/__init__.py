@@ -1,0 +1,1 @@
+"""Artifacts out: HDF5 files written atomically, validated on read."""

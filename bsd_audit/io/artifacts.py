@@ -1,0 +1,144 @@
+"""HDF5 artifacts: self-describing, written atomically, validated on read.
+
+Every file carries, as root attributes: ``schema_version``, ``kind`` (target | split | ...),
+``tool_version``, ``created`` (UTC ISO time), ``config`` (the resolved config as JSON), ``seed``,
+``device``, ``fingerprint`` (of the dataset), ``data_root``, ``num_samples``, ``num_classes``.
+Per-sample arrays are datasets aligned with ``/samples/path``. Tensors (weights, optimiser state)
+are stored one dataset per tensor: nothing is ever pickled, so reading a file runs no code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+import h5py
+import numpy as np
+import torch
+
+from .. import __version__
+from ..errors import BadInputError
+
+SCHEMA_VERSION = 1
+_STR = h5py.string_dtype("utf-8")
+
+
+@contextlib.contextmanager
+def atomic_h5(path: Path) -> Iterator[h5py.File]:
+    """Write an HDF5 file next to ``path`` and rename it into place only once complete.
+
+    A crash, a kill or a full disk leaves the previous file (if any) untouched and no partial file.
+    """
+    path = Path(path)
+    if path.parent and not path.parent.exists():
+        raise BadInputError(f"{path.parent}: output folder does not exist. Create it or choose another --out.")
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with h5py.File(tmp, "w") as f:
+            yield f
+        with open(tmp, "rb") as fh:  # make the bytes durable before the rename publishes them
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+def write_provenance(f: h5py.File, kind: str, cfg, ds, device: str) -> None:
+    f.attrs.update({
+        "schema_version": SCHEMA_VERSION, "kind": kind, "tool_version": __version__,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "config": cfg.to_json(), "seed": cfg.seed, "device": device, "fingerprint": ds.fingerprint,
+        "data_root": str(ds.root), "num_samples": len(ds), "num_classes": ds.num_classes,
+    })
+    f.create_dataset("classes", data=np.array(ds.classes, dtype=object), dtype=_STR)
+    g = f.create_group("samples")
+    g.create_dataset("path", data=np.array(ds.paths, dtype=object), dtype=_STR)
+    g.create_dataset("label", data=ds.labels.cpu().numpy())
+
+
+def write_tensors(group: h5py.Group, tensors: dict[str, torch.Tensor]) -> None:
+    """One dataset per tensor, named by its key (dots kept: h5py names may hold them)."""
+    for name, t in tensors.items():
+        arr = t.detach().cpu()
+        if arr.dtype == torch.bfloat16:
+            arr = arr.float()
+        group.create_dataset(name, data=arr.numpy())
+
+
+def read_tensors(group: h5py.Group) -> dict[str, torch.Tensor]:
+    return {name: torch.from_numpy(np.asarray(ds[()])) for name, ds in group.items()}
+
+
+def write_optimizer(group: h5py.Group, state: dict) -> None:
+    """An optimiser's state_dict without pickle: tensors as datasets, the rest as JSON."""
+    group.attrs["param_groups"] = json.dumps(state["param_groups"])
+    for pid, entries in state["state"].items():
+        sub = group.create_group(f"state/{pid}")
+        for key, value in entries.items():
+            sub.create_dataset(key, data=torch.as_tensor(value).detach().cpu().numpy())
+
+
+def read_optimizer(group: h5py.Group) -> dict:
+    state = {}
+    if "state" in group:
+        for pid, sub in group["state"].items():
+            state[int(pid)] = {k: torch.from_numpy(np.asarray(v[()])) for k, v in sub.items()}
+    return {"state": state, "param_groups": json.loads(group.attrs["param_groups"])}
+
+
+def open_artifact(path: Path, kind: str | None = None) -> h5py.File:
+    """Open and validate an artifact: an HDF5 file, complete, of a schema this tool can read."""
+    path = Path(path)
+    if not path.is_file():
+        raise BadInputError(f"{path}: no such file. Pass the .h5 file written by an earlier bsd-audit command.")
+    if not h5py.is_hdf5(path):
+        raise BadInputError(f"{path}: not an HDF5 file. Pass the .h5 file written by an earlier bsd-audit command.")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise BadInputError(f"{path}: cannot be opened as HDF5 (truncated or damaged: {exc}). "
+                            "Re-run the command that wrote it.") from exc
+    try:
+        version = int(f.attrs.get("schema_version", -1))
+        if version < 0 or "kind" not in f.attrs:
+            raise BadInputError(f"{path}: an HDF5 file, but not a bsd-audit artifact. Pass a file written by bsd-audit.")
+        if version > SCHEMA_VERSION:
+            raise BadInputError(f"{path}: written with artifact schema {version}, newer than this tool's "
+                                f"({SCHEMA_VERSION}). Upgrade bsd-audit to read it.")
+        if kind is not None and f.attrs["kind"] != kind:
+            raise BadInputError(f"{path}: a {f.attrs['kind']!r} artifact where a {kind!r} one is needed.")
+        # touch the per-sample table: a truncated file fails here rather than mid-run
+        n = int(f.attrs["num_samples"])
+        if f["samples/path"].shape != (n,):
+            raise BadInputError(f"{path}: sample table has {f['samples/path'].shape[0]} rows, header says {n}. "
+                                "The file is damaged; re-run the command that wrote it.")
+    except BadInputError:
+        f.close()
+        raise
+    except (OSError, KeyError) as exc:
+        f.close()
+        raise BadInputError(f"{path}: damaged or truncated artifact ({exc}). Re-run the command that wrote it.") from exc
+    return f
+
+
+def check_fingerprint(f: h5py.File, ds, path: Path) -> None:
+    """Refuse an artifact computed on other data: indices would point at the wrong files."""
+    if f.attrs["fingerprint"] != ds.fingerprint:
+        raise BadInputError(
+            f"{path}: computed on a different dataset (fingerprint {f.attrs['fingerprint'][:12]}..., "
+            f"this data {ds.fingerprint[:12]}...; written for {f.attrs['data_root']}). "
+            "Use the artifact of this dataset, or re-run without it.")
+
+
+def config_of(f: h5py.File) -> dict[str, Any]:
+    return json.loads(f.attrs["config"])
+
+
+def strings(ds: h5py.Dataset) -> list[str]:
+    return [s.decode("utf-8") if isinstance(s, bytes) else str(s) for s in ds[()]]

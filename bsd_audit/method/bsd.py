@@ -1,0 +1,163 @@
+"""Algorithm 1: the BSD stages in order, with pool updates once per epoch.
+
+Epochs T are counted over the whole run (docs/method.md):
+  [0, T1)                         main model warm-up on D_nt (for OSS); g_φ keeps training on D
+  T1                              pool initialisation: OSS ∩ ALS (eq. 3)
+  [T1, T1 + init_fixed_epochs)    MixMatch on the fixed initial pools
+  [T1 + init_fixed_epochs, T2)    pools by class completion on the indicator I (eqs. 8, 9, 11)
+  [T2, T3)                        class completion + selective drop (eq. 10); g_φ frozen
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..config import Config
+from ..data import ImageDataset, Normalizer
+from ..engine.loops import Stream, new_model, predict, train_epoch
+from ..engine.progress import Progress
+from ..engine.runtime import Runtime
+from .altruistic import altruistic_epoch, new_altruistic
+from .als import als_split, top_share
+from .losses import sce_loss
+from .mixmatch import mixmatch_step, unsupervised_weight
+from .oss import oss_split
+from .pools import alpha_schedule, class_completion, indicator, init_pools, selective_drop
+from .target import TargetEstimate
+
+
+@dataclass
+class EpochRecord:
+    epoch: int
+    stage: str  # warmup | init | completion | drop
+    alpha_T: float
+    clean_size: int
+    clean_per_class: list[int]
+    main_loss: float
+    altruistic_loss: float
+    poison_in_clean: int = -1  # -1 when no ground truth was given
+    poison_recall: float = float("nan")
+
+
+@dataclass
+class SplitResult:
+    target: int
+    oss_scores: np.ndarray  # S(x) for D_t, NaN elsewhere
+    als_scores: np.ndarray  # L_sce of g_φ after warm-up (high = clean)
+    indicator: np.ndarray  # final I(x, y) (high = clean); NaN if the run stopped before stage 2
+    clean_oss: np.ndarray
+    clean_als: np.ndarray
+    clean_init: np.ndarray
+    clean: np.ndarray  # final clean pool mask
+    history: list[EpochRecord] = field(default_factory=list)
+    main_state: dict = field(default_factory=dict)
+    altruistic_state: dict = field(default_factory=dict)
+
+
+def _stage(T: int, cfg: Config) -> str:
+    if T < cfg.T1:
+        return "warmup"
+    if T < cfg.stage2_start:
+        return "init"
+    return "completion" if T < cfg.T2 else "drop"
+
+
+def _truth_figures(clean: np.ndarray, truth: np.ndarray | None) -> tuple[int, float]:
+    if truth is None:
+        return -1, float("nan")
+    n_poison = int(truth.sum())
+    left = int((clean & truth).sum())
+    return left, (1.0 - left / n_poison) if n_poison else float("nan")
+
+
+def run_bsd(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, estimate: TargetEstimate,
+            target: int, gen: torch.Generator, rng: np.random.Generator, truth: np.ndarray | None = None,
+            progress: Progress | None = None) -> SplitResult:
+    """Run stages 1-3 given the stage-0 estimate (its warmed-up g_φ and ALS scores).
+
+    ``target`` is the label used (ỹ_t, or the user's --target). ``truth`` is an optional boolean
+    poison mask (ground truth of a benchmark), used only to record figures, never to decide.
+    """
+    progress = progress or Progress()
+    C, N = ds.num_classes, len(ds)
+    labels = ds.labels.cpu().numpy()
+    labels_dev = ds.labels
+
+    altruistic, alt_opt = new_altruistic(cfg, C, rt)
+    altruistic.load_state_dict(estimate.altruistic_state)
+    if estimate.optimizer_state:
+        alt_opt.load_state_dict(estimate.optimizer_state)
+    main = new_model(cfg, C, rt)
+    warm_opt = torch.optim.Adam(main.parameters(), lr=cfg.warmup_lr)
+    semi_opt = torch.optim.Adam(main.parameters(), lr=cfg.mixmatch_lr)
+
+    clean_als = als_split(estimate.sce, cfg.beta)  # α_start = β (Decision in method.md)
+    oss_scores = np.full(N, np.nan)
+    clean_oss = clean_init = clean = None
+    I = np.full(N, np.nan)
+    history: list[EpochRecord] = []
+    nt_idx = torch.nonzero(labels_dev != target).squeeze(1)
+
+    def sce_of(model):
+        logits = predict(model, ds, norm, rt, cfg.eval_batch_size)
+        return sce_loss(logits, labels_dev, cfg.sce_alpha, cfg.sce_beta, cfg.sce_log_clip), logits.argmax(1)
+
+    progress.start("split", cfg.T3)
+    for T in range(cfg.T3):
+        stage = _stage(T, cfg)
+        alpha_T = alpha_schedule(T, cfg.T1, cfg.T2, cfg.alpha, cfg.beta, cfg.init_fixed_epochs)
+        # ---- pools for this epoch
+        if T == cfg.T1:
+            _, feats = predict(main, ds, norm, rt, cfg.eval_batch_size, with_features=True)
+            oss_scores, clean_oss = oss_split(feats, labels_dev, target, C, cfg.beta, cfg.oss_distance, cfg.oss_normalize)
+            clean_init = init_pools(clean_als, clean_oss, cfg.init_combine)
+            clean = clean_init.copy()
+        elif T >= cfg.stage2_start:
+            sce_main, pred_main = sce_of(main)
+            sce_alt, pred_alt = sce_of(altruistic)
+            I = indicator(sce_alt.cpu().numpy(), sce_main.cpu().numpy())
+            clean = class_completion(I, labels, C, alpha_T) if cfg.class_completion else top_share(I, alpha_T)
+            if stage == "drop" and cfg.selective_drop:
+                clean = selective_drop(clean, pred_main.cpu().numpy(), pred_alt.cpu().numpy(), target)
+        # ---- main model update
+        if stage == "warmup":
+            main_loss = train_epoch(main, warm_opt, ds, nt_idx, lambda z, y: F.cross_entropy(z, y, reduction="none"),
+                                    lambda v: v.mean(), norm, cfg, rt, gen, cfg.warmup_batch_size)
+        else:
+            main_loss = _mixmatch_epoch(main, semi_opt, ds, clean, norm, cfg, rt, gen, rng, T)
+        # ---- altruistic update (Algorithm 1 lines 40-41): plain CE on D until T2, then frozen
+        alt_loss = altruistic_epoch(altruistic, alt_opt, ds, norm, cfg, rt, gen, lga=False) if T < cfg.T2 else float("nan")
+        if clean is not None:
+            left, recall = _truth_figures(clean, truth)
+            per_class = np.bincount(labels[clean], minlength=C).tolist()
+            history.append(EpochRecord(T, stage, alpha_T, int(clean.sum()), per_class, main_loss, alt_loss, left, recall))
+            note = f"clean pool {int(clean.sum())}/{N}" + (f", poison left in it {left}" if left >= 0 else "")
+        else:
+            history.append(EpochRecord(T, stage, alpha_T, 0, [0] * C, main_loss, alt_loss))
+            note = f"warm-up on D_nt, loss {main_loss:.3f}"
+        progress.advance(1, f"epoch {T + 1}/{cfg.T3} [{stage}] {note}")
+
+    if clean is None:  # T3 <= T1 is refused by validate(); kept for library callers
+        raise RuntimeError("the run ended before pool initialisation")
+    return SplitResult(target, oss_scores, estimate.sce, I, clean_oss, clean_als, clean_init, clean, history,
+                       {k: v.detach().cpu() for k, v in main.state_dict().items()},
+                       {k: v.detach().cpu() for k, v in altruistic.state_dict().items()})
+
+
+def _mixmatch_epoch(model, opt, ds, clean: np.ndarray, norm, cfg: Config, rt: Runtime, gen, rng, T: int) -> float:
+    clean_idx = torch.from_numpy(np.flatnonzero(clean)).to(rt.device)
+    poison_idx = torch.from_numpy(np.flatnonzero(~clean)).to(rt.device)
+    if len(clean_idx) == 0 or len(poison_idx) == 0:
+        raise RuntimeError(f"epoch {T}: a pool is empty (clean {len(clean_idx)}, poison {len(poison_idx)}); "
+                           "check beta/alpha for this dataset size")
+    labelled = Stream(clean_idx, cfg.mixmatch_batch_size, gen)
+    unlabelled = Stream(poison_idx, cfg.mixmatch_batch_size, gen)
+    total = torch.zeros((), device=rt.device)
+    for it in range(cfg.mixmatch_iterations):
+        w = unsupervised_weight(T, it, cfg.mixmatch_iterations, cfg.mixmatch_lambda_u, cfg.mixmatch_rampup)
+        total += mixmatch_step(model, opt, ds, labelled.next(), unlabelled.next(), norm, cfg, rt, gen, rng, w)
+    return float(total / cfg.mixmatch_iterations)

@@ -1,0 +1,62 @@
+"""The main model's semi-supervised step: MixMatch (Berthelot et al. 2019) as ASD's code runs it.
+
+Labelled batch from the clean pool, unlabelled batch from the poison pool (labels discarded, so the
+trigger -> target association is never taught). Details (docs/method.md): K augmentations of the
+unlabelled batch; the guessed label is the sharpened mean softmax, computed without gradients;
+mixup over the concatenation [labelled, unlabelled_1..K] with λ' = max(λ, 1 - λ); L_u is the mean
+squared error over batch and classes; the unsupervised weight ramps linearly per iteration.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import Config
+from ..data import ImageDataset, Normalizer, augment
+from ..engine.runtime import Runtime
+
+
+def sharpen(p: torch.Tensor, temperature: float) -> torch.Tensor:
+    p = p.pow(1.0 / temperature)
+    return p / p.sum(dim=1, keepdim=True)
+
+
+def unsupervised_weight(epoch: int, iteration: int, iterations: int, lambda_u: float, rampup: int) -> float:
+    """λ_u · clip((epoch + iteration / iterations) / rampup, 0, 1)."""
+    return lambda_u * float(np.clip((epoch + iteration / iterations) / rampup, 0.0, 1.0))
+
+
+def mixmatch_step(model: nn.Module, opt: torch.optim.Optimizer, ds: ImageDataset, idx_l: torch.Tensor,
+                  idx_u: torch.Tensor, norm: Normalizer, cfg: Config, rt: Runtime, gen: torch.Generator,
+                  rng: np.random.Generator, weight_u: float) -> torch.Tensor:
+    """One MixMatch update. Returns the loss as a device tensor (no host sync here)."""
+    C = ds.num_classes
+    aug = lambda idx: norm(augment(ds.images[idx], gen, cfg.aug_translate, cfg.aug_flip))  # noqa: E731
+    x_l = aug(idx_l)
+    y_l = F.one_hot(ds.labels[idx_l], C).float()
+    x_u = [aug(idx_u) for _ in range(cfg.mixmatch_K)]
+    model.train()  # label guesses use train-mode batch norm, as MixMatch's code does
+    with torch.no_grad():
+        with rt.autocast():
+            p = sum(torch.softmax(model(x).float(), dim=1) for x in x_u) / cfg.mixmatch_K
+        q = sharpen(p, cfg.mixmatch_temperature)
+    all_x = torch.cat([x_l, *x_u])
+    all_y = torch.cat([y_l, *([q] * cfg.mixmatch_K)])
+    lam = float(rng.beta(cfg.mixmatch_mixup_alpha, cfg.mixmatch_mixup_alpha))
+    lam = max(lam, 1.0 - lam)  # keep each mixed sample closer to its own first input
+    perm = torch.randperm(len(all_x), device=all_x.device, generator=gen)
+    mixed_x = lam * all_x + (1 - lam) * all_x[perm]
+    mixed_y = lam * all_y + (1 - lam) * all_y[perm]
+    n_l = len(idx_l)
+    with rt.autocast():
+        logits = model(mixed_x).float()
+    loss_x = -(F.log_softmax(logits[:n_l], dim=1) * mixed_y[:n_l]).sum(dim=1).mean()
+    loss_u = F.mse_loss(torch.softmax(logits[n_l:], dim=1), mixed_y[n_l:])
+    loss = loss_x + weight_u * loss_u
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss.detach()

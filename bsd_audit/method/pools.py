@@ -1,0 +1,55 @@
+"""Pool initialisation and updates: eqs. 3, 8, 9, 10 and 11 (Sec. 4.1-4.2, App. C.4)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .als import top_share
+
+
+def init_pools(clean_als: np.ndarray, clean_oss: np.ndarray, combine: str = "intersection") -> np.ndarray:
+    """Initial clean pool (eq. 3): D_c = D_c_als ∩ D_c_oss; the poison pool is the rest
+    (D_p_als ∪ D_p_oss). ``union`` reproduces Algorithm 1 line 22 instead."""
+    return clean_als & clean_oss if combine == "intersection" else clean_als | clean_oss
+
+
+def alpha_schedule(T: int, T1: int, T2: int, alpha: float, beta: float, init_fixed_epochs: int = 10) -> float:
+    """α_T (eq. 11): a half-cosine rise from β at T1 + init_fixed_epochs to α at T2, fixed after."""
+    if T >= T2:
+        return alpha
+    start = T1 + init_fixed_epochs
+    if T <= start:
+        return beta
+    t_prime = (T - start) / (T2 - start) * T2
+    return beta + (alpha - beta) * (1 - math.cos(math.pi * t_prime / T2)) / 2
+
+
+def indicator(sce_altruistic: np.ndarray, sce_main: np.ndarray) -> np.ndarray:
+    """I(x, y) = L_sce(x, y; φ) - L_sce(x, y; θ) (eq. 9). High I = clean: poison has a low loss on
+    the backdoored altruistic model and a high one on the main model that never learned the trigger."""
+    return sce_altruistic - sce_main
+
+
+def class_completion(I: np.ndarray, labels: np.ndarray, num_classes: int, alpha_T: float) -> np.ndarray:
+    """Clean pool by eq. 8: the top α_T share of D by I, plus, for the class with the fewest samples
+    in that set, its own top samples by I until it holds n' = min(α_T·N_i, N_secondFew)."""
+    clean = top_share(I, alpha_T)
+    counts = np.bincount(labels[clean], minlength=num_classes)
+    present = np.bincount(labels, minlength=num_classes) > 0
+    order = np.argsort(np.where(present, counts, np.iinfo(np.int64).max), kind="stable")
+    if present.sum() < 2:
+        return clean
+    fewest, second = order[0], order[1]
+    members = np.flatnonzero(labels == fewest)
+    n_prime = int(min(alpha_T * len(members), counts[second]))
+    if n_prime > counts[fewest]:
+        best = members[np.argsort(-I[members], kind="stable")[:n_prime]]
+        clean[best] = True
+    return clean
+
+
+def selective_drop(clean: np.ndarray, pred_main: np.ndarray, pred_altruistic: np.ndarray, target: int) -> np.ndarray:
+    """Eq. 10: remove from the clean pool every sample both models predict as ỹ_t."""
+    return clean & ~((pred_main == target) & (pred_altruistic == target))

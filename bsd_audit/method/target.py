@@ -1,0 +1,113 @@
+"""Stage 0: the target label ỹ_t (App. B lines 5-13 and App. E.3).
+
+Two independent estimates from the altruistic warm-up:
+- the LGA vote: the most frequent label among the ``isolation_share`` lowest-loss samples;
+- the second-likely estimate: per epoch, the most frequent second-most-likely class over D, and
+  the majority of those per-epoch answers.
+The LGA vote decides; a disagreement is reported. The vote share and the loss gap of the isolated
+samples are kept as evidence, so a weak vote (no attack at all) can be told from a real one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..config import Config
+from ..data import ImageDataset, Normalizer
+from ..engine.runtime import Runtime
+from .altruistic import altruistic_epoch, new_altruistic
+from .losses import sce_loss
+
+
+@dataclass
+class TargetEstimate:
+    target: int  # ỹ_t, from the LGA vote
+    votes: np.ndarray  # per-class count among the isolated samples
+    confidence: float  # winner's share of the vote
+    isolated: np.ndarray  # indices of the isolated (lowest-loss) samples
+    isolated_loss_mean: float
+    loss_median: float
+    second_likely_per_epoch: np.ndarray  # per warm-up epoch, the most frequent second-likely class
+    second_likely_target: int  # majority over epochs (ỹ_t')
+    ce: np.ndarray  # per-sample CE of g_φ after warm-up
+    sce: np.ndarray  # per-sample L_sce of g_φ after warm-up (the ALS scores)
+    altruistic_state: dict = field(default_factory=dict)  # weights of g_φ after warm-up
+    optimizer_state: dict = field(default_factory=dict)
+    history: list = field(default_factory=list)  # per-epoch mean LGA objective
+
+    @property
+    def agree(self) -> bool:
+        return self.target == self.second_likely_target
+
+    @property
+    def loss_gap(self) -> float:
+        """Median loss minus the isolated samples' mean loss: large when a trigger was fitted."""
+        return self.loss_median - self.isolated_loss_mean
+
+
+def lga_vote(ce: np.ndarray, labels: np.ndarray, num_classes: int, share: float):
+    """Indices of the lowest-loss ``share`` of samples and their label histogram (lines 12-13).
+
+    Ties are broken by sample index (stable sort), so the vote is deterministic."""
+    k = max(1, int(round(share * len(ce))))
+    isolated = np.argsort(ce, kind="stable")[:k]
+    votes = np.bincount(labels[isolated], minlength=num_classes)
+    return isolated, votes
+
+
+def majority(values: np.ndarray, num_classes: int) -> int:
+    """Most frequent value; ties go to the smallest class index."""
+    return int(np.argmax(np.bincount(values, minlength=num_classes)))
+
+
+def detect_target(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, gen: torch.Generator,
+                  progress=None) -> TargetEstimate:
+    """Warm up g_φ with LGA on all of D and estimate ỹ_t.
+
+    The per-sample losses that isolate poison (and feed ALS) are averaged over the last
+    ``loss_window`` share of warm-up epochs, read off the training forward passes (no extra pass
+    over D). Decision: a single end-of-warm-up evaluation is fragile at small scale, where LGA
+    makes the loss of every sample oscillate around γ from one epoch to the next; the average
+    keeps what is stable, poison fitted early and kept low (measured in docs/decisions.md).
+    """
+    C, N = ds.num_classes, len(ds)
+    model, opt = new_altruistic(cfg, C, rt)
+    E = cfg.altruistic_warmup_epochs
+    window_start = E - max(1, int(round(cfg.loss_window * E)))
+    ce_sum = torch.zeros(N, device=rt.device)
+    sce_sum = torch.zeros(N, device=rt.device)
+    second_per_epoch, history = [], []
+    for epoch in range(E):
+        counts = torch.zeros(C, device=rt.device, dtype=torch.long)
+        in_window = epoch >= window_start
+
+        def tally(idx, logits):
+            # second-likely estimate (App. E.3) from the epoch's own training logits
+            counts.add_(torch.bincount(logits.topk(2, dim=1).indices[:, 1], minlength=C))
+            if in_window:
+                y = ds.labels[idx]
+                ce_sum.index_add_(0, idx, F.cross_entropy(logits.float(), y, reduction="none"))
+                sce_sum.index_add_(0, idx, sce_loss(logits, y, cfg.sce_alpha, cfg.sce_beta, cfg.sce_log_clip))
+
+        history.append(altruistic_epoch(model, opt, ds, norm, cfg, rt, gen, lga=True, on_batch=tally))
+        second_per_epoch.append(int(counts.argmax()))
+        if progress is not None:
+            progress.advance(1, f"LGA epoch {epoch + 1}/{E}: objective {history[-1]:.3f}")
+    epochs_in_window = E - window_start
+    ce = (ce_sum / epochs_in_window).cpu().numpy()
+    sce = (sce_sum / epochs_in_window).cpu().numpy()
+    labels = ds.labels.cpu().numpy()
+    isolated, votes = lga_vote(ce, labels, C, cfg.isolation_share)
+    target = int(np.argmax(votes))
+    seconds = np.array(second_per_epoch, dtype=np.int64)
+    return TargetEstimate(
+        target=target, votes=votes, confidence=float(votes[target] / votes.sum()), isolated=isolated,
+        isolated_loss_mean=float(ce[isolated].mean()), loss_median=float(np.median(ce)),
+        second_likely_per_epoch=seconds, second_likely_target=majority(seconds, C), ce=ce, sce=sce,
+        altruistic_state={k: v.detach().clone() for k, v in model.state_dict().items()},
+        optimizer_state=opt.state_dict(), history=history,
+    )
