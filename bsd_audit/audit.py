@@ -118,7 +118,6 @@ def split(data: Path, out: Path, cfg: Config, target: str | None = None, target_
         used, source = ds.classes.index(target), "user"
     progress.log(f"target: {ds.classes[used]} ({source}; LGA vote {ds.classes[est.target]} "
                  f"at {est.confidence:.0%}, second-likely {ds.classes[est.second_likely_target]})")
-    progress.start("BSD training", cfg.T3)
     res = run_bsd(ds, norm, cfg, rt, est, used, gen, np.random.default_rng(cfg.seed), truth, progress)
     progress.finish()
     clean = res.clean

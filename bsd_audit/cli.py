@@ -13,6 +13,7 @@ from typing import Callable, List, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -59,7 +60,8 @@ class RichProgressReporter(Progress):
             self.bar.update(self.task, advance=n, note=note)
 
     def log(self, message: str) -> None:
-        self.console.print(f"[dim]{message}[/dim]")
+        # escaped: a file name such as "img[1].png" must not be read as rich markup
+        self.console.print(f"[dim]{escape(message)}[/dim]", soft_wrap=True)
 
     def finish(self) -> None:
         if self.bar is not None:
@@ -68,7 +70,8 @@ class RichProgressReporter(Progress):
 
 
 # ---------------------------------------------------------------------------------- shared options
-PresetOpt = typer.Option("cpu", "--preset", "-p", help=f"Settings preset: {', '.join(PRESETS)}. "
+PresetOpt = typer.Option("auto", "--preset", "-p", help=f"Settings preset: auto, {', '.join(PRESETS)}. "
+                         "auto = fast on a GPU, cpu otherwise; "
                          "paper = the paper's settings (GPU, hours); fast = CIFAR-10-sized audit in minutes on a GPU; "
                          "cpu = small datasets on a CPU.")
 ConfigOpt = typer.Option(None, "--config", "-c", help="JSON or TOML file of config fields (applied after the preset).",
@@ -95,14 +98,16 @@ def _run(fn: Callable[[], int]) -> None:
     try:
         code = fn()
     except AuditError as exc:
-        err.print(f"[bold red]error:[/bold red] {exc}", highlight=False)
+        # The message names files: escape it (rich would eat "[...]" in a path as markup) and do not
+        # wrap it (a path broken across lines cannot be copied or grepped from a CI log).
+        err.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(exc.exit_code)
     except KeyboardInterrupt:
         err.print("[bold red]interrupted[/bold red]: no artifact was written (any earlier one is unchanged)")
         raise typer.Exit(130)
     except Exception:  # noqa: BLE001 - the last line of defence: report, exit with the documented code
         err.print("[bold red]internal error[/bold red] (please report it with the trace below):")
-        err.print(traceback.format_exc(), highlight=False)
+        err.print(traceback.format_exc(), highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(EXIT_INTERNAL)
     raise typer.Exit(code)
 

@@ -29,7 +29,7 @@ class Config:
     max_image_pixels: int = 89_478_485  # decompression-bomb guard (PIL's default limit)
     # --- models
     arch: str = "resnet18"  # resnet18 | mobilenet_v2 | fastnet
-    width: float = 64  # architecture width (resnet18: base channels; mobilenet_v2: multiplier; fastnet: first group)
+    width: float = 0  # 0 = the architecture's standard width; else resnet18 base channels, mobilenet_v2 multiplier, fastnet first group
     channels_last: bool = True  # faster convolutions on CPU and tensor cores
     precision: str = "auto"  # auto (bf16 on CUDA, fp32 elsewhere) | fp32 | bf16
     # --- stage 0: target detection (App. B lines 5-13, App. E.3)
@@ -91,6 +91,12 @@ class Config:
                 raise UsageError(f"invalid config: {msg}")
 
         need(self.arch in ("resnet18", "mobilenet_v2", "fastnet"), f"arch {self.arch!r} is not one of resnet18, mobilenet_v2, fastnet")
+        if self.arch == "mobilenet_v2":
+            need(0 <= self.width <= 4, f"mobilenet_v2 width is a channel multiplier (0 = 1.0, at most 4), got {self.width}; "
+                 "set width explicitly when changing arch")
+        else:
+            need(self.width == 0 or (self.width >= 4 and float(self.width).is_integer()),
+                 f"{self.arch} width is a channel count (an integer >= 4, or 0 for the standard width), got {self.width}")
         need(0 < self.beta <= self.alpha < 1, f"need 0 < beta ({self.beta}) <= alpha ({self.alpha}) < 1")
         need(0 < self.isolation_share < 1, "isolation_share must be in (0, 1)")
         need(self.T1 >= 1, "T1 must be >= 1")
@@ -131,32 +137,41 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def _coerce(name: str, raw: Any, current: Any) -> Any:
-    """Turn a command-line string into the type of the field it overrides."""
-    if not isinstance(raw, str):
-        return raw
-    if isinstance(current, bool):
-        low = raw.lower()
+_TYPES = {"int": int, "float": float, "bool": bool, "str": str, "dict": dict}
+
+
+def _coerce(name: str, raw: Any) -> Any:
+    """Turn a command-line or file value into the declared type of the field it overrides."""
+    kind = _TYPES[Config.__dataclass_fields__[name].type]
+    if kind is bool:
+        if isinstance(raw, bool):
+            return raw
+        low = str(raw).lower()
         if low in ("1", "true", "yes", "on"):
             return True
         if low in ("0", "false", "no", "off"):
             return False
         raise UsageError(f"config field {name} expects true/false, got {raw!r}")
     try:
-        if isinstance(current, int):
-            return int(raw)
-        if isinstance(current, float):
-            return float(raw)
-        if isinstance(current, dict):
-            return json.loads(raw)
-    except ValueError as exc:
-        raise UsageError(f"config field {name} expects a {type(current).__name__}, got {raw!r}") from exc
-    return raw
+        if kind is dict:
+            value = json.loads(raw) if isinstance(raw, str) else raw
+            if not isinstance(value, dict):
+                raise ValueError
+            return value
+        if kind is int and isinstance(raw, float) and not raw.is_integer():
+            raise ValueError
+        return kind(raw)
+    except (ValueError, TypeError) as exc:
+        raise UsageError(f"config field {name} expects {'an' if kind is int else 'a'} {kind.__name__}, got {raw!r}") from exc
 
 
 def resolve_config(preset: str = "paper", overrides: dict[str, Any] | None = None,
                    config_file: Path | None = None) -> Config:
-    """Preset, then the config file, then explicit overrides (later wins)."""
+    """Preset (``auto``: fast on a GPU, cpu otherwise), then the config file, then explicit
+    overrides (later wins)."""
+    if preset == "auto":  # the fast preset where a GPU is, the CPU one elsewhere
+        import torch
+        preset = "fast" if torch.cuda.is_available() else "cpu"
     if preset not in PRESETS:
         raise UsageError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     cfg = Config(preset=preset)
@@ -169,7 +184,7 @@ def resolve_config(preset: str = "paper", overrides: dict[str, Any] | None = Non
         for name, raw in layer.items():
             if name not in known:
                 raise UsageError(f"unknown config field {name!r}; see `bsd-audit config --preset {preset}` for the list")
-            setattr(cfg, name, _coerce(name, raw, getattr(cfg, name)))
+            setattr(cfg, name, _coerce(name, raw))
     return cfg.validate()
 
 

@@ -23,6 +23,12 @@ from PIL import Image, UnidentifiedImageError
 
 from ..errors import BadInputError
 
+# decode_image's own size check (max_image_pixels) is the decompression-bomb guard and names the
+# file; PIL's warning for the same image would only repeat it as a bare Python warning on stderr.
+# (A filter set once here, not warnings.catch_warnings per image: that is not thread-safe and the
+# decode runs in a thread pool.)
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+
 # Same extensions as torchvision.datasets.folder.IMG_EXTENSIONS (kept here so the scan does not
 # depend on a private constant).
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
@@ -133,7 +139,13 @@ def _check_inside(path: Path, real_root: Path) -> None:
 
 def _to_rgb(img: Image.Image) -> Image.Image:
     """Any PIL mode to 8-bit RGB. 16-bit and float images are rescaled, not clipped."""
-    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+    if img.mode.startswith("I;16") or (img.mode == "I" and img.format == "PNG"):
+        # 16-bit samples have a fixed full scale (0..65535): divide by 257 rather than stretch
+        # min..max, which turned a flat grey image black and brightened dark ones. (Older Pillow
+        # opens 16-bit grey PNGs as mode I.)
+        arr = np.asarray(img, dtype=np.float64).clip(0, 65535) / 257.0
+        img = Image.fromarray(arr.round().astype(np.uint8), mode="L")
+    elif img.mode in ("I", "F"):  # 32-bit int / float: no defined full scale, so stretch min..max
         arr = np.asarray(img, dtype=np.float64)
         lo, hi = float(arr.min()), float(arr.max())
         scaled = np.zeros_like(arr) if hi <= lo else (arr - lo) / (hi - lo) * 255.0
@@ -150,19 +162,22 @@ def _to_rgb(img: Image.Image) -> Image.Image:
 
 def decode_image(data: bytes, name: str, size: int, max_pixels: int) -> np.ndarray:
     """Bytes of one image file -> size x size x 3 uint8. Raises BadInputError naming ``name``."""
+    # PIL refuses images over twice its own fixed limit before our check runs, so a limit raised by
+    # the user (as the error below advises) would still be refused: raise PIL's to match. Only ever
+    # raised, never lowered or restored, so concurrent decodes cannot undo each other.
+    if Image.MAX_IMAGE_PIXELS is not None and max_pixels > Image.MAX_IMAGE_PIXELS:
+        Image.MAX_IMAGE_PIXELS = max_pixels
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
-            w, h = img.size
-            if w * h > max_pixels or w <= 0 or h <= 0:
-                raise _bad(name, f"declares {w}x{h} pixels, over the limit of {max_pixels} (a decompression bomb?)",
-                           "Remove the file, or raise max_image_pixels (--set max_image_pixels=N) if it is genuine.")
-            img.load()
-            img = _to_rgb(img)
-            if img.size != (size, size):
-                img = img.resize((size, size), Image.BILINEAR)
-            arr = np.asarray(img, dtype=np.uint8)
+        img = Image.open(io.BytesIO(data))
+        w, h = img.size
+        if w * h > max_pixels or w <= 0 or h <= 0:
+            raise _bad(name, f"declares {w}x{h} pixels, over the limit of {max_pixels} (a decompression bomb?)",
+                       "Remove the file, or raise max_image_pixels (--set max_image_pixels=N) if it is genuine.")
+        img.load()
+        img = _to_rgb(img)
+        if img.size != (size, size):
+            img = img.resize((size, size), Image.BILINEAR)
+        arr = np.asarray(img, dtype=np.uint8)
     except BadInputError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:

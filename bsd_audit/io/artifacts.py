@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import errno
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -43,10 +45,32 @@ def atomic_h5(path: Path) -> Iterator[h5py.File]:
         with open(tmp, "rb") as fh:  # make the bytes durable before the rename publishes them
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+        # A full disk or an unwritable folder is the user's to fix, not a bug: say so, with the path,
+        # instead of an internal error and a traceback.
+        code = _write_errno(exc)
+        if code in _WRITE_ERRNOS:
+            kept = "; the previous file is unchanged" if path.exists() else ""
+            raise BadInputError(f"{path}: cannot be written ({os.strerror(code)}); nothing was written{kept}. "
+                                "Free disk space, or choose another --out in a writable folder.") from exc
         raise
+
+
+# errno values of a failed write that the user can fix (space, quota, file size limit, permissions)
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EACCES, errno.EPERM, errno.EROFS}
+
+
+def _write_errno(exc: BaseException) -> int | None:
+    """The errno of a failed write. An OSError carries it; h5py often reports an I/O failure as an
+    OSError or RuntimeError whose errno is only in the text ("... errno = 28, error message = ...")."""
+    if not isinstance(exc, (OSError, RuntimeError)):
+        return None
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return exc.errno
+    m = re.search(r"errno = (\d+)", str(exc))
+    return int(m.group(1)) if m else None
 
 
 def write_provenance(f: h5py.File, kind: str, cfg, ds, device: str) -> None:
@@ -121,7 +145,7 @@ def open_artifact(path: Path, kind: str | None = None) -> h5py.File:
     except BadInputError:
         f.close()
         raise
-    except (OSError, KeyError) as exc:
+    except (OSError, KeyError, RuntimeError, ValueError) as exc:  # h5py reports damaged metadata as any of these
         f.close()
         raise BadInputError(f"{path}: damaged or truncated artifact ({exc}). Re-run the command that wrote it.") from exc
     return f

@@ -45,9 +45,9 @@ def write_target_artifact(path: Path, est: TargetEstimate, ds, cfg, device: str)
 def read_target_artifact(path: Path, ds) -> TargetEstimate:
     """Load a detect-target artifact for this dataset (fingerprint checked)."""
     with open_artifact(path, "target") as f:
-        check_fingerprint(f, ds, path)
-        t = f["target"]
         try:
+            check_fingerprint(f, ds, path)
+            t = f["target"]
             return TargetEstimate(
                 target=int(t.attrs["lga_target"]), votes=t["votes"][()], confidence=float(t.attrs["confidence"]),
                 isolated=t["isolated"][()], isolated_loss_mean=float(t.attrs["isolated_loss_mean"]),
@@ -59,6 +59,8 @@ def read_target_artifact(path: Path, ds) -> TargetEstimate:
             )
         except KeyError as exc:
             raise BadInputError(f"{path}: incomplete target artifact (missing {exc}). Re-run detect-target.") from exc
+        except (OSError, RuntimeError, ValueError) as exc:  # h5py's errors for damaged metadata or data
+            raise BadInputError(f"{path}: damaged target artifact ({exc}). Re-run detect-target.") from exc
 
 
 def write_split_artifact(path: Path, res: SplitResult, est: TargetEstimate, target_source: str, ds, cfg,

@@ -106,7 +106,7 @@ def run_bsd(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, estima
         logits = predict(model, ds, norm, rt, cfg.eval_batch_size)
         return sce_loss(logits, labels_dev, cfg.sce_alpha, cfg.sce_beta, cfg.sce_log_clip), logits.argmax(1)
 
-    progress.start("split", cfg.T3)
+    progress.start("BSD epochs", cfg.T3)
     for T in range(cfg.T3):
         stage = _stage(T, cfg)
         alpha_T = alpha_schedule(T, cfg.T1, cfg.T2, cfg.alpha, cfg.beta, cfg.init_fixed_epochs)

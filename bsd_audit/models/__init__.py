@@ -143,7 +143,7 @@ class FastNet(nn.Module):
 
 
 def build_model(arch: str, num_classes: int, width: float | None = None) -> nn.Module:
-    """Build an architecture by name. ``width`` None means the architecture's standard width."""
+    """Build an architecture by name. ``width`` None or 0 means the architecture's standard width."""
     if arch == "resnet18":
         return ResNet18(num_classes, int(width or 64))
     if arch == "mobilenet_v2":

@@ -1,0 +1,257 @@
+"""Through the command line, bad input gives exit code 2, a message that names the offending file
+(unwrapped, so it can be copied or grepped from a CI log), no traceback, and no artifact: nothing
+at --out, no temp file beside it, and an artifact already there left byte-identical."""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import pytest
+from typer.testing import CliRunner
+
+from bsd_audit.audit import detect
+from bsd_audit.cli import app
+from bsd_audit.config import resolve_config
+from bsd_audit.errors import EXIT_BAD_INPUT, BadInputError
+from bsd_audit.io.results import read_target_artifact
+from bsd_audit.data.imagefolder import load_imagefolder
+from input_helpers import build_tree, image_bytes, write_image
+
+TINY = {"device": "cpu", "arch": "fastnet", "width": 8, "altruistic_warmup_epochs": 1, "image_size": 16}
+TINY_SETS = [a for k, v in TINY.items() for a in ("--set", f"{k}={v}")]
+REPO = Path(__file__).resolve().parents[1]
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A valid 3-class dataset and a real detect-target artifact computed on it."""
+    base = tmp_path_factory.mktemp("tiny")
+    data = build_tree(base / "data", {"ant": 12, "bee": 12, "cat": 12})
+    target = base / "target.h5"
+    detect(data, target, resolve_config("cpu", dict(TINY)))
+    return data, target
+
+
+def _cli(*args: str):
+    return runner.invoke(app, [*args, "-q", *TINY_SETS])
+
+
+def _assert_refused(r, *needles: str) -> None:
+    assert r.exit_code == EXIT_BAD_INPUT, (r.exit_code, r.output)
+    assert "Traceback" not in r.output and "Traceback" not in r.stderr
+    assert r.stderr.startswith("error: "), r.stderr
+    for n in needles:
+        assert n in r.stderr, (n, r.stderr)
+
+
+def _listing(folder: Path) -> set[str]:
+    return set(os.listdir(folder))
+
+
+# ------------------------------------------------------------------------------ bad datasets
+def _spoil(kind: str, tmp_path: Path) -> tuple[Path, Path]:
+    """A dataset spoiled in one way; returns (data root, the path the message must name)."""
+    deep = tmp_path / "a_folder_name_long_enough_that_paths_pass_eighty_columns" / "data"
+    if kind == "missing":
+        return deep, deep
+    if kind == "file":
+        f = write_image(tmp_path / "data.png")
+        return f, f
+    if kind == "empty":
+        deep.mkdir(parents=True)
+        return deep, deep
+    if kind == "single":
+        build_tree(deep, {"cat": 3})
+        return deep, deep
+    root = build_tree(deep, {"cat": 3, "dog": 3})
+    bad = root / "dog" / "bad [1] file.png"  # brackets and spaces must survive the console
+    if kind == "corrupt":
+        bad.write_bytes(os.urandom(1000))
+    elif kind == "truncated":
+        bad = bad.with_suffix(".jpg")
+        data = image_bytes((64, 64), "JPEG", seed=3)
+        bad.write_bytes(data[: len(data) // 2])
+    elif kind == "text":
+        bad = bad.with_suffix(".jpg")
+        bad.write_text("hello")
+    elif kind == "symlink":
+        bad.symlink_to(write_image(tmp_path / "outside" / "x.png"))
+    elif kind == "unicode":
+        bad = root / "cat" / "ünïcödé ✓.png"
+        bad.write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(100))
+    return root, bad
+
+
+KINDS = ["missing", "file", "empty", "single", "corrupt", "truncated", "text", "symlink", "unicode"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_bad_dataset_detect_target(tmp_path, kind):
+    root, bad = _spoil(kind, tmp_path)
+    outdir = tmp_path / "out"
+    outdir.mkdir()
+    r = _cli("detect-target", str(root), "--out", str(outdir / "target.h5"))
+    _assert_refused(r, str(bad))
+    assert _listing(outdir) == set()  # no artifact, no temp file
+
+
+@pytest.mark.parametrize("command", ["detect-target", "split"])
+def test_existing_artifact_is_left_byte_identical(tmp_path, tiny, command):
+    _, target = tiny
+    root, bad = _spoil("corrupt", tmp_path)
+    outdir = tmp_path / "out"
+    outdir.mkdir()
+    out = outdir / "previous.h5"
+    shutil.copy(target, out)
+    before = out.read_bytes()
+    r = _cli(command, str(root), "--out", str(out))
+    _assert_refused(r, str(bad))
+    assert out.read_bytes() == before
+    assert _listing(outdir) == {"previous.h5"}
+
+
+def test_bad_dataset_through_python_m(tmp_path):
+    """The real entry point, in a fresh process, with the default console width (no COLUMNS)."""
+    root, bad = _spoil("corrupt", tmp_path)
+    out = tmp_path / "target.h5"
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    p = subprocess.run([sys.executable, "-m", "bsd_audit", "detect-target", str(root), "--out", str(out),
+                        "--set", "device=cpu"], capture_output=True, text=True, env=env, timeout=120)
+    assert p.returncode == EXIT_BAD_INPUT, p.stderr
+    assert str(bad) in p.stderr, p.stderr
+    assert "Traceback" not in p.stderr + p.stdout
+    assert p.stdout == ""  # stdout stays clean for --json consumers
+    assert not out.exists()
+
+
+# ------------------------------------------------------------------------------ bad --out
+def test_out_in_missing_folder(tmp_path, tiny):
+    data, _ = tiny
+    missing = tmp_path / "no" / "such" / "folder"
+    r = _cli("split", str(data), "--out", str(missing / "split.h5"))
+    _assert_refused(r, str(missing), "output folder does not exist")
+    assert not (tmp_path / "no").exists()
+
+
+def test_out_is_a_folder(tmp_path, tiny):
+    data, _ = tiny
+    folder = tmp_path / "results"
+    folder.mkdir()
+    r = _cli("detect-target", str(data), "--out", str(folder))
+    _assert_refused(r, str(folder), "is a folder")
+    assert _listing(folder) == set()
+
+
+def test_disk_full_while_writing(tmp_path, tiny, monkeypatch):
+    """The disk fills up while the artifact is written: a clear error naming --out, nothing left."""
+    data, target = tiny
+    import bsd_audit.io.results as results
+
+    def full(*_a, **_k):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(results, "write_tensors", full)
+    outdir = tmp_path / "out"
+    outdir.mkdir()
+    out = outdir / "target.h5"
+    shutil.copy(target, out)
+    before = out.read_bytes()
+    r = _cli("detect-target", str(data), "--out", str(out))
+    _assert_refused(r, str(out), "No space left on device", "previous file is unchanged", "Free disk space")
+    assert out.read_bytes() == before
+    assert _listing(outdir) == {"target.h5"}
+
+
+# ------------------------------------------------------------------------------ bad --target-from
+def _split_from(data: Path, target_from: Path, tmp_path: Path):
+    outdir = tmp_path / "out"
+    outdir.mkdir(exist_ok=True)
+    r = _cli("split", str(data), "--target-from", str(target_from), "--out", str(outdir / "split.h5"))
+    return r, outdir
+
+
+def test_target_from_not_hdf5(tmp_path, tiny):
+    data, _ = tiny
+    bogus = tmp_path / "target.h5"
+    bogus.write_text("not an artifact\n")
+    r, outdir = _split_from(data, bogus, tmp_path)
+    _assert_refused(r, str(bogus), "not an HDF5 file")
+    assert _listing(outdir) == set()
+
+
+def test_target_from_missing(tmp_path, tiny):
+    data, _ = tiny
+    r, outdir = _split_from(data, tmp_path / "nope.h5", tmp_path)
+    _assert_refused(r, str(tmp_path / "nope.h5"), "no such file")
+    assert _listing(outdir) == set()
+
+
+def test_target_from_truncated(tmp_path, tiny):
+    data, target = tiny
+    cut = tmp_path / "cut.h5"
+    raw = target.read_bytes()
+    cut.write_bytes(raw[: len(raw) // 2])
+    r, outdir = _split_from(data, cut, tmp_path)
+    _assert_refused(r, str(cut), "truncated")
+    assert _listing(outdir) == set()
+
+
+def test_target_from_other_hdf5(tmp_path, tiny):
+    data, _ = tiny
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as f:
+        f.create_dataset("x", data=[1, 2, 3])
+    r, _ = _split_from(data, other, tmp_path)
+    _assert_refused(r, str(other), "not a bsd-audit artifact")
+
+
+def test_target_from_wrong_kind(tmp_path, tiny):
+    data, target = tiny
+    wrong = tmp_path / "wrong.h5"
+    shutil.copy(target, wrong)
+    with h5py.File(wrong, "a") as f:
+        f.attrs["kind"] = "split"
+    r, _ = _split_from(data, wrong, tmp_path)
+    _assert_refused(r, str(wrong), "'split' artifact where a 'target' one is needed")
+
+
+def test_target_from_other_dataset(tmp_path, tiny):
+    data, target = tiny
+    other = tmp_path / "other_data"
+    shutil.copytree(data, other)
+    write_image(other / "bee" / "img_000.png", seed=1234)  # one file differs
+    r, outdir = _split_from(other, target, tmp_path)
+    _assert_refused(r, str(target), "computed on a different dataset", "re-run without it")
+    assert _listing(outdir) == set()
+
+
+def test_target_from_damaged_anywhere_is_refused_or_read(tmp_path, tiny):
+    """Junk written over any part of an artifact gives a BadInputError or (for damage inside raw
+    weights, which HDF5 cannot see) a successful read: never another exception, never a traceback."""
+    data, target = tiny
+    ds = load_imagefolder(data, image_size=16, workers=1)
+    raw = target.read_bytes()
+    refused = []
+    for i in range(24):
+        off = len(raw) * i // 24
+        junk = bytes((b * 37 + i) % 256 for b in range(1024))
+        damaged = tmp_path / f"damaged_{i}.h5"
+        damaged.write_bytes(raw[:off] + junk + raw[off + 1024:])
+        try:
+            read_target_artifact(damaged, ds)
+        except BadInputError as exc:
+            assert str(damaged) in str(exc)
+            refused.append(damaged)
+    assert refused  # the header at offset 0 at least is damaged beyond reading
+    r, outdir = _split_from(data, refused[-1], tmp_path)  # and the CLI reports one of them cleanly
+    _assert_refused(r, str(refused[-1]))
+    assert _listing(outdir) == set()

@@ -1,0 +1,110 @@
+"""Config resolution: presets, string overrides coerced to the field's type, validation errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from bsd_audit.config import PRESETS, Config, parse_overrides, resolve_config
+from bsd_audit.errors import UsageError
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_every_preset_resolves(preset):
+    cfg = resolve_config(preset)
+    assert isinstance(cfg, Config)
+    assert cfg.preset == preset
+    for name, value in PRESETS[preset].items():
+        assert getattr(cfg, name) == value
+
+
+def test_paper_preset_values():
+    cfg = resolve_config("paper")
+    assert (cfg.T1, cfg.T2, cfg.T3, cfg.init_fixed_epochs) == (20, 90, 120, 10)
+    assert (cfg.alpha, cfg.beta, cfg.lga_gamma, cfg.isolation_share) == (0.6, 0.2, 0.5, 0.01)
+    assert (cfg.mixmatch_iterations, cfg.mixmatch_batch_size, cfg.mixmatch_K) == (1024, 64, 2)
+    assert (cfg.mixmatch_temperature, cfg.mixmatch_lambda_u, cfg.mixmatch_rampup) == (0.5, 15.0, 120)
+    assert cfg.stage2_start == 30
+
+
+def test_cpu_preset_values():
+    cfg = resolve_config("cpu")
+    assert (cfg.arch, cfg.T1, cfg.T2, cfg.T3, cfg.altruistic_warmup_epochs) == ("resnet18", 10, 18, 22, 10)
+
+
+def test_unknown_preset():
+    with pytest.raises(UsageError, match="gpu-xl"):
+        resolve_config("gpu-xl")
+
+
+def test_set_strings_are_coerced_to_field_types():
+    pairs = ["T1=5", "alpha=0.5", "oss_normalize=false", "aug_flip=YES", "arch=fastnet",
+             "oss_distance = mean", 'extra={"note": 1}', "sce_log_clip=-3"]
+    cfg = resolve_config("paper", parse_overrides(pairs))
+    assert cfg.T1 == 5 and type(cfg.T1) is int
+    assert cfg.alpha == 0.5 and type(cfg.alpha) is float
+    assert cfg.oss_normalize is False
+    assert cfg.aug_flip is True
+    assert cfg.arch == "fastnet"
+    assert cfg.oss_distance == "mean"  # whitespace around = is stripped
+    assert cfg.extra == {"note": 1}
+    assert cfg.sce_log_clip == -3.0 and type(cfg.sce_log_clip) is float
+
+
+def test_override_beats_preset():
+    cfg = resolve_config("cpu", {"T1": "7"})
+    assert cfg.T1 == 7 and cfg.T2 == 18
+
+
+@pytest.mark.parametrize("preset", ["paper", "cpu"])
+def test_float_field_with_int_default_accepts_fraction(preset):
+    # width is declared float (mobilenet_v2 takes a multiplier such as 0.5)
+    cfg = resolve_config(preset, {"arch": "mobilenet_v2", "width": "0.5"})
+    assert cfg.width == 0.5
+
+
+def test_unknown_field_named():
+    with pytest.raises(UsageError, match="no_such_field"):
+        resolve_config("paper", {"no_such_field": "1"})
+
+
+def test_bad_bool_named():
+    with pytest.raises(UsageError, match="oss_normalize") as err:
+        resolve_config("paper", {"oss_normalize": "maybe"})
+    assert "maybe" in str(err.value)
+
+
+def test_bad_int_named():
+    with pytest.raises(UsageError, match="T1"):
+        resolve_config("paper", {"T1": "ten"})
+    with pytest.raises(UsageError, match="T1"):
+        resolve_config("paper", {"T1": "2.5"})
+
+
+def test_bad_float_named():
+    with pytest.raises(UsageError, match="alpha"):
+        resolve_config("paper", {"alpha": "high"})
+
+
+def test_beta_above_alpha_named():
+    with pytest.raises(UsageError, match="beta") as err:
+        resolve_config("paper", {"beta": "0.7"})
+    assert "alpha" in str(err.value)
+    # equal is allowed
+    assert resolve_config("paper", {"beta": "0.6"}).beta == 0.6
+
+
+def test_set_without_equals_sign():
+    with pytest.raises(UsageError, match="T1"):
+        parse_overrides(["T1"])
+
+
+def test_usage_error_is_bad_input_exit_code():
+    assert UsageError("x").exit_code == 2
+
+
+def test_width_out_of_range_for_arch_is_refused():
+    # the cpu preset's ResNet width (16 channels) must not become a x16 MobileNet multiplier
+    with pytest.raises(UsageError, match="mobilenet_v2 width"):
+        resolve_config("cpu", {"arch": "mobilenet_v2"})
+    with pytest.raises(UsageError, match="resnet18 width"):
+        resolve_config("paper", {"width": "0.5"})
