@@ -58,6 +58,7 @@ class Config:
     sce_beta: float = 1.0
     sce_log_clip: float = -4.0  # A: log(0) is clipped to this in RCE
     class_completion: bool = True
+    completion_scope: str = "all"  # fewest: eq. 8 as printed (one class) | all: every class below the median (Decision)
     selective_drop: bool = True
     # --- MixMatch (ASD's settings)
     mixmatch_iterations: int = 1024
@@ -104,6 +105,7 @@ class Config:
              f"need T1 + init_fixed_epochs < T2 <= T3 (got {self.T1}+{self.init_fixed_epochs}, {self.T2}, {self.T3})")
         need(self.altruistic_warmup_epochs >= 1, "altruistic_warmup_epochs must be >= 1")
         need(self.oss_distance in ("min", "mean", "max"), "oss_distance must be min, mean or max")
+        need(self.completion_scope in ("fewest", "all"), "completion_scope must be fewest or all")
         need(self.init_combine in ("intersection", "union"), "init_combine must be intersection or union")
         need(self.lga_mode in ("batch", "sample", "off"), "lga_mode must be batch, sample or off")
         need(0 < self.loss_window <= 1, "loss_window must be in (0, 1]")

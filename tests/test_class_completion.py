@@ -67,3 +67,17 @@ def test_single_class_returns_top_share():
     I = np.array([0.1, 0.5, 0.3, 0.9, 0.2])
     clean = class_completion(I, labels, num_classes=1, alpha_T=0.4)
     assert np.flatnonzero(clean).tolist() == [1, 3]
+
+
+def test_all_scope_refills_every_collapsed_class():
+    # classes 1 and 2 both fall out of the top share: the paper's rule has N_secondFew = 0 and adds
+    # nothing; scope "all" tops each up towards the median clean count with its own best samples.
+    labels = np.array([0] * 6 + [1] * 3 + [2] * 3)
+    I = np.array([9, 8, 7, 6, 5, 4] + [1.0, 0.5, 0.2] + [0.9, 0.3, 0.1])
+    paper = class_completion(I, labels, 3, 0.5, scope="fewest")
+    assert paper.tolist() == [True] * 6 + [False] * 6
+    # alpha 0.75: the top 9 are class 0's six, then 1.0, 0.9 and 0.5
+    full = class_completion(I, labels, 3, 0.75, scope="all")
+    # counts [6, 2, 1] -> median 2; class 2: n' = min(0.75*3, 2) = 2 -> adds its next best (0.3)
+    assert np.flatnonzero(full & (labels == 2)).tolist() == [9, 10]
+    assert (full & (labels == 1)).sum() == 2 and (full & (labels == 0)).sum() == 6

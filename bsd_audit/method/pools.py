@@ -32,21 +32,35 @@ def indicator(sce_altruistic: np.ndarray, sce_main: np.ndarray) -> np.ndarray:
     return sce_altruistic - sce_main
 
 
-def class_completion(I: np.ndarray, labels: np.ndarray, num_classes: int, alpha_T: float) -> np.ndarray:
-    """Clean pool by eq. 8: the top α_T share of D by I, plus, for the class with the fewest samples
-    in that set, its own top samples by I until it holds n' = min(α_T·N_i, N_secondFew)."""
+def class_completion(I: np.ndarray, labels: np.ndarray, num_classes: int, alpha_T: float,
+                     scope: str = "fewest") -> np.ndarray:
+    """Clean pool by eq. 8: the top α_T share of D by I, plus class top-ups from each class's own
+    best samples by I.
+
+    ``fewest`` (the paper): only the class with the fewest samples in that set is topped up, to
+    n' = min(α_T·N_i, N_secondFew). ``all``: every class below n'_i = min(α_T·N_i, N_median) is
+    topped up, N_median being the median clean count over classes. With short training several
+    classes can drop out of the pool together; then N_secondFew is 0 and the paper's rule adds
+    nothing, and the positive feedback (no clean samples -> high main-model loss -> low I) empties
+    them for good. The median reference keeps every class in the pool.
+    """
     clean = top_share(I, alpha_T)
     counts = np.bincount(labels[clean], minlength=num_classes)
-    present = np.bincount(labels, minlength=num_classes) > 0
-    order = np.argsort(np.where(present, counts, np.iinfo(np.int64).max), kind="stable")
+    sizes = np.bincount(labels, minlength=num_classes)
+    present = sizes > 0
     if present.sum() < 2:
         return clean
-    fewest, second = order[0], order[1]
-    members = np.flatnonzero(labels == fewest)
-    n_prime = int(min(alpha_T * len(members), counts[second]))
-    if n_prime > counts[fewest]:
-        best = members[np.argsort(-I[members], kind="stable")[:n_prime]]
-        clean[best] = True
+    if scope == "fewest":
+        order = np.argsort(np.where(present, counts, np.iinfo(np.int64).max), kind="stable")
+        refs = {int(order[0]): counts[order[1]]}
+    else:
+        median = float(np.median(counts[present]))
+        refs = {i: median for i in np.flatnonzero(present)}
+    for i, ref in refs.items():
+        n_prime = int(min(alpha_T * sizes[i], ref))
+        if n_prime > counts[i]:
+            members = np.flatnonzero(labels == i)
+            clean[members[np.argsort(-I[members], kind="stable")[:n_prime]]] = True
     return clean
 
 
