@@ -81,3 +81,10 @@ def test_all_scope_refills_every_collapsed_class():
     # counts [6, 2, 1] -> median 2; class 2: n' = min(0.75*3, 2) = 2 -> adds its next best (0.3)
     assert np.flatnonzero(full & (labels == 2)).tolist() == [9, 10]
     assert (full & (labels == 1)).sum() == 2 and (full & (labels == 0)).sum() == 6
+
+
+def test_all_scope_never_refills_the_target_class():
+    labels = np.array([0] * 6 + [1] * 3 + [2] * 3)
+    I = np.array([9, 8, 7, 6, 5, 4] + [1.0, 0.5, 0.2] + [0.9, 0.3, 0.1])
+    full = class_completion(I, labels, 3, 0.75, scope="all", target=2)
+    assert np.flatnonzero(full & (labels == 2)).tolist() == [9]  # only what the global top share gave it

@@ -229,6 +229,23 @@ def test_unreadable_class_folder(tmp_path):
         folder.chmod(0o755)
 
 
+def test_unreadable_class_folder_simulated(tmp_path, monkeypatch):
+    root = good_tree(tmp_path)
+    folder = root / "dog"
+    real = os.scandir
+
+    def scandir(path="."):
+        if Path(path) == folder:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    with pytest.raises(BadInputError) as info:
+        scan_tree(root)
+    assert str(folder) in str(info.value) and "permission denied" in str(info.value)
+    assert "read access" in str(info.value)
+
+
 # ------------------------------------------------------------------------------ skipped, not errors
 def test_files_without_image_extension_are_skipped(tmp_path):
     root = good_tree(tmp_path)

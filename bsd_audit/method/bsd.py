@@ -120,7 +120,7 @@ def run_bsd(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, estima
             sce_main, pred_main = sce_of(main)
             sce_alt, pred_alt = sce_of(altruistic)
             I = indicator(sce_alt.cpu().numpy(), sce_main.cpu().numpy())
-            clean = class_completion(I, labels, C, alpha_T, cfg.completion_scope) if cfg.class_completion else top_share(I, alpha_T)
+            clean = class_completion(I, labels, C, alpha_T, cfg.completion_scope, target) if cfg.class_completion else top_share(I, alpha_T)
             if stage == "drop" and cfg.selective_drop:
                 clean = selective_drop(clean, pred_main.cpu().numpy(), pred_alt.cpu().numpy(), target)
         # ---- main model update

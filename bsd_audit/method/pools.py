@@ -33,7 +33,7 @@ def indicator(sce_altruistic: np.ndarray, sce_main: np.ndarray) -> np.ndarray:
 
 
 def class_completion(I: np.ndarray, labels: np.ndarray, num_classes: int, alpha_T: float,
-                     scope: str = "fewest") -> np.ndarray:
+                     scope: str = "fewest", target: int | None = None) -> np.ndarray:
     """Clean pool by eq. 8: the top α_T share of D by I, plus class top-ups from each class's own
     best samples by I.
 
@@ -42,7 +42,9 @@ def class_completion(I: np.ndarray, labels: np.ndarray, num_classes: int, alpha_
     topped up, N_median being the median clean count over classes. With short training several
     classes can drop out of the pool together; then N_secondFew is 0 and the paper's rule adds
     nothing, and the positive feedback (no clean samples -> high main-model loss -> low I) empties
-    them for good. The median reference keeps every class in the pool.
+    them for good. The median reference keeps every class in the pool. The ``target`` class is
+    never refilled under ``all``: it is where the poison lives, and refilling it by I pulls the
+    poison that I ranks least well into the clean pool (measured: 12 of 125 on the sample).
     """
     clean = top_share(I, alpha_T)
     counts = np.bincount(labels[clean], minlength=num_classes)
@@ -55,7 +57,7 @@ def class_completion(I: np.ndarray, labels: np.ndarray, num_classes: int, alpha_
         refs = {int(order[0]): counts[order[1]]}
     else:
         median = float(np.median(counts[present]))
-        refs = {i: median for i in np.flatnonzero(present)}
+        refs = {int(i): median for i in np.flatnonzero(present) if i != target}
     for i, ref in refs.items():
         n_prime = int(min(alpha_T * sizes[i], ref))
         if n_prime > counts[i]:
