@@ -30,9 +30,9 @@ def prepare(data: Path, cfg: Config, progress: Progress) -> tuple[Runtime, Image
     seed_everything(cfg.seed)
     progress.log(f"device: {rt.describe()}")
     from .data.imagefolder import scan_tree
-    n = len(scan_tree(data).paths)
-    progress.start("decode images", n)
-    ds = load_imagefolder(data, cfg.image_size, rt.device, cfg.max_image_pixels, progress=progress.advance)
+    tree = scan_tree(data)
+    progress.start("decode images", len(tree.paths))
+    ds = load_imagefolder(data, cfg.image_size, rt.device, cfg.max_image_pixels, progress=progress.advance, tree=tree)
     progress.finish()
     if ds.skipped:
         progress.log(f"skipped {len(ds.skipped)} non-image entries (first: {ds.skipped[0]})")

@@ -210,13 +210,13 @@ def _read_one(args: tuple[Path, str, int, int]) -> tuple[np.ndarray | None, byte
 
 def load_imagefolder(root: Path, image_size: int = 32, device: torch.device | str = "cpu",
                      max_image_pixels: int = 89_478_485, workers: int | None = None,
-                     progress=None) -> ImageDataset:
+                     progress=None, tree: ScannedTree | None = None) -> ImageDataset:
     """Scan, decode and fingerprint an ImageFolder tree.
 
     Every unusable file is collected and reported in one error (up to a few names, then a count),
     so the user can fix the tree in one pass. ``progress`` is an optional callable(advance: int).
     """
-    tree = scan_tree(root)
+    tree = tree or scan_tree(root)  # a caller that already scanned (to size a progress bar) passes it
     n = len(tree.paths)
     images = np.empty((n, image_size, image_size, 3), dtype=np.uint8)
     digests: list[bytes] = [b""] * n
