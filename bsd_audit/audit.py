@@ -13,7 +13,9 @@ import json
 import time
 from pathlib import Path
 
+import h5py
 import numpy as np
+import torch
 
 from .config import Config
 from .data import ImageDataset, Normalizer, load_imagefolder
@@ -22,6 +24,7 @@ from .engine.runtime import Runtime, make_runtime, seed_everything
 from .errors import BadInputError
 from .io.results import read_target_artifact, write_split_artifact, write_target_artifact
 from .method.bsd import run_bsd
+from .metrics import split_quality
 from .method.target import TargetEstimate, detect_target
 
 
@@ -137,32 +140,216 @@ def split(data: Path, out: Path, cfg: Config, target: str | None = None, target_
     return summary
 
 
-def auroc(score_clean_high: np.ndarray, is_clean: np.ndarray) -> float | None:
-    """Probability that a random clean sample scores above a random poisoned one (ties count half)."""
-    ok = ~np.isnan(score_clean_high)
-    s, c = score_clean_high[ok], is_clean[ok]
-    n_pos, n_neg = int(c.sum()), int((~c).sum())
-    if n_pos == 0 or n_neg == 0:
-        return None
-    # tie-averaged 1-based ranks: each distinct value gets the mean of the ranks it spans
-    _, inverse, counts = np.unique(s, return_inverse=True, return_counts=True)
-    ranks = (np.cumsum(counts) - (counts - 1) / 2)[inverse]
-    return float((ranks[c].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
 def truth_figures(res, truth: np.ndarray) -> dict:
-    """Split quality against ground truth: the figures BSD is judged by."""
-    n_poison = int(truth.sum())
-    left = int((res.clean & truth).sum())
-    poison_pool = ~res.clean
-    return {
-        "num_poisoned": n_poison,
-        "poison_in_clean": left,
-        "poison_left_share": round(left / n_poison, 4) if n_poison else None,
-        "poison_recall": round(1 - left / n_poison, 4) if n_poison else None,
-        "poison_pool_precision": round(float(truth[poison_pool].mean()), 4) if poison_pool.any() else None,
-        "poison_in_clean_init": int((res.clean_init & truth).sum()),
-        "auroc_oss": auroc(res.oss_scores, ~truth),
-        "auroc_als": auroc(res.als_scores, ~truth),
-        "auroc_indicator": auroc(res.indicator, ~truth),
+    """Split quality against ground truth (metrics.split_quality) plus the initial pools' leak."""
+    out = split_quality(res.clean, truth, {"oss": res.oss_scores, "als": res.als_scores, "indicator": res.indicator})
+    out["poison_in_clean_init"] = int((res.clean_init & truth).sum())
+    return out
+
+
+# ---------------------------------------------------------------------------------- train-clean
+def checkpoint_path(out: Path) -> Path:
+    """Where train-clean keeps its per-epoch checkpoint: beside the weights file."""
+    out = Path(out)
+    return out.with_name(out.stem + ".ckpt.h5")
+
+
+def train_clean(data: Path, out: Path, cfg: Config, split_path: Path | None = None, mode: str = "mixmatch",
+                resume: bool = True, progress: Progress | None = None, after_epoch=None) -> dict:
+    """Train the purified model on a finished split (or, ``mode="baseline"``, the no-defence model on
+    every sample as labelled) and write its weights file. A checkpoint beside ``out`` is written
+    every epoch and, with ``resume``, continued when the same command is run again."""
+    from .engine.purify import MODES, train_model
+    from .io.models import read_split, write_model_artifact
+
+    progress = progress or Progress()
+    if mode not in MODES:
+        raise BadInputError(f"--mode {mode!r}: choose one of {', '.join(MODES)}")
+    if mode != "baseline" and split_path is None:
+        raise BadInputError("train-clean needs --split SPLIT.h5 (from `bsd-audit split`), or --baseline for "
+                            "the no-defence model")
+    _check_output(out)
+    t0 = time.perf_counter()
+    rt, ds, norm = prepare(data, cfg, progress)
+    clean, target, split_created = None, -1, ""
+    if mode != "baseline":
+        sp = read_split(split_path, ds)
+        clean, target, split_created = sp["clean"], sp["target"], sp["created"]
+        progress.log(f"split {split_path}: clean pool {int(clean.sum())} of {len(ds)}, target {ds.classes[target]}")
+    identity = {"command": "train-clean", "mode": mode, "split_created": split_created}
+    ckpt = checkpoint_path(out)
+    if not resume and ckpt.exists():
+        ckpt.unlink()  # --no-resume: start again; the stale checkpoint must not be resumed later
+    res = train_model(ds, norm, cfg, rt, mode, clean, identity, ckpt, resume, progress, after_epoch)
+    mean, std = ds.channel_stats()
+    summary = {
+        "command": "train-clean", "artifact": str(out), "mode": mode, "arch": cfg.arch, "width": cfg.width,
+        "epochs": cfg.purify_epochs, "resumed_from_epoch": res.resumed_from, "num_samples": len(ds),
+        "labelled": len(ds) if clean is None else int(clean.sum()),
+        "unlabelled": 0 if clean is None or mode != "mixmatch" else int((~clean).sum()),
+        "target_name": ds.classes[target] if target >= 0 else None, "split": None if split_path is None else str(split_path),
+        "fingerprint": ds.fingerprint, "device": rt.describe(), "final_loss": round(res.history[-1]["loss"], 4),
     }
+    summary["wall_time_s"] = round(time.perf_counter() - t0, 2)
+    write_model_artifact(out, res.model, ds, cfg, rt.describe(), mode, mean, std, target,
+                         "" if split_path is None else str(split_path), split_created, res.history, summary)
+    ckpt.unlink(missing_ok=True)  # the weights file now holds everything the checkpoint did
+    return summary
+
+
+# ---------------------------------------------------------------------------------- evaluate
+def _load_eval_set(root: Path, classes: list[str], image_size: int, rt: Runtime, what: str) -> ImageDataset:
+    """A test ImageFolder with its labels mapped to the model's class indices by folder name (a
+    triggered set usually lacks the target's folder, so positions would not match)."""
+    from .data.imagefolder import scan_tree
+    tree = scan_tree(root)
+    unknown = [c for c in tree.classes if c not in classes]
+    if unknown:
+        raise BadInputError(f"{root}: {what} class folder(s) {', '.join(unknown)} are not classes of the model "
+                            f"({', '.join(classes)}). Pass a test set with the training set's class folders.")
+    ds = load_imagefolder(root, image_size, rt.device, tree=tree)
+    mapping = torch.tensor([classes.index(c) for c in ds.classes], device=rt.device)
+    return ImageDataset(ds.root, list(classes), ds.paths, mapping[ds.labels], ds.images, ds.fingerprint, ds.skipped)
+
+
+def _predictions(model, ds: ImageDataset, rt: Runtime) -> np.ndarray:
+    from .engine.loops import predict
+    norm = Normalizer(model.mean, model.std, rt.device, rt.channels_last)
+    return predict(model.module, ds, norm, rt, 512).argmax(1).cpu().numpy()
+
+
+def _backdoor_labels(labels: np.ndarray, classes: list[str], truth: Path | None, target: str | None,
+                     model) -> tuple[np.ndarray, str, str]:
+    """The label the backdoor sends each triggered sample to, and where that came from."""
+    if target is not None:
+        if target not in classes:
+            raise BadInputError(f"--target {target!r} is not a class of the model; classes: {', '.join(classes)}")
+        return np.full_like(labels, classes.index(target)), target, "user"
+    if truth is not None:
+        doc = _read_manifest(truth)
+        mapping = doc.get("target_mapping") or ({c: doc["target"] for c in classes} if doc.get("target") else None)
+        if not mapping:
+            raise BadInputError(f"{truth}: the manifest names no target or target_mapping.")
+        try:
+            to = np.array([classes.index(mapping[classes[y]]) if classes[y] in mapping else y for y in labels])
+        except ValueError as exc:
+            raise BadInputError(f"{truth}: target_mapping names a class the model does not have ({exc}).") from exc
+        name = "all-to-all (y -> y+1)" if doc.get("all2all") else str(doc.get("target"))
+        return to, name, "manifest"
+    if model.target >= 0:
+        return np.full_like(labels, model.target), classes[model.target], "split estimate"
+    raise BadInputError("ASR needs the attack's target: pass --target NAME or --truth MANIFEST "
+                        "(a baseline model carries no estimated target).")
+
+
+def _read_manifest(path: Path) -> dict:
+    try:
+        doc = json.loads(Path(path).read_text())
+        if not isinstance(doc, dict):
+            raise ValueError("not a JSON object")
+        return doc
+    except (OSError, ValueError) as exc:
+        raise BadInputError(f"{path}: not a readable benchmark manifest ({exc}). "
+                            "Pass the manifest.json written by `bsd-audit make-benchmark`.") from exc
+
+
+def _pct(x: float) -> float | None:
+    return None if x is None or np.isnan(x) else round(100.0 * x, 2)
+
+
+def evaluate(model_path: Path, test: Path, triggered: Path | None = None, baseline: Path | None = None,
+             truth: Path | None = None, split_path: Path | None = None, target: str | None = None,
+             out: Path | None = None, device: str = "auto", min_ca: float | None = None,
+             max_asr: float | None = None, progress: Progress | None = None) -> dict:
+    """CA, ASR, DER, per-class accuracy and the confusion matrix of a model file; the split's quality
+    when a ground-truth manifest is given. Shares are reported in percent. ``min_ca`` / ``max_asr``
+    (percent) are CI thresholds: ``summary["thresholds"]["passed"]`` is False when one is crossed."""
+    from .io.models import load_model, read_split
+    from .metrics import accuracy, attack_success_rate, confusion_matrix, defence_effectiveness_ratio, per_class_accuracy
+
+    progress = progress or Progress()
+    if out is not None:
+        _check_output(out)
+    t0 = time.perf_counter()
+    cfg = Config()
+    cfg.device = device
+    rt = make_runtime(cfg)
+    model = load_model(model_path, rt.device)
+    classes, C = model.classes, len(model.classes)
+    progress.log(f"model {model_path}: {model.arch} ({model.mode}), {C} classes; device {rt.describe()}")
+    test_ds = _load_eval_set(test, classes, model.image_size, rt, "test")
+    y = test_ds.labels.cpu().numpy()
+    pred = _predictions(model, test_ds, rt)
+    conf = confusion_matrix(pred, y, C)
+    ca = accuracy(pred, y)
+    summary: dict = {
+        "command": "evaluate", "model": str(model_path), "mode": model.mode, "arch": model.arch, "classes": classes,
+        "test": str(test), "num_test": len(test_ds), "ca": _pct(ca),
+        "per_class_accuracy": {c: _pct(a) for c, a in zip(classes, per_class_accuracy(conf))},
+        "confusion": conf.tolist(), "device": rt.describe(),
+    }
+    asr = None
+    trig_ds = trig_pred = backdoor = None
+    if triggered is not None:
+        trig_ds = _load_eval_set(triggered, classes, model.image_size, rt, "triggered")
+        ty = trig_ds.labels.cpu().numpy()
+        backdoor, tname, tsource = _backdoor_labels(ty, classes, truth, target, model)
+        trig_pred = _predictions(model, trig_ds, rt)
+        asr, counted = attack_success_rate(trig_pred, ty, backdoor)
+        summary.update({"triggered": str(triggered), "num_triggered": counted, "asr": _pct(asr),
+                        "target_name": tname, "target_source": tsource})
+    if baseline is not None:
+        base = load_model(baseline, rt.device)
+        if base.classes != classes:
+            raise BadInputError(f"{baseline}: baseline has classes {', '.join(base.classes)}, the model "
+                                f"{', '.join(classes)}. Pass a baseline trained on the same data.")
+        b_ca = accuracy(_predictions(base, test_ds, rt), y)
+        b = {"model": str(baseline), "ca": _pct(b_ca)}
+        if trig_ds is not None:
+            b_asr, _ = attack_success_rate(_predictions(base, trig_ds, rt), trig_ds.labels.cpu().numpy(), backdoor)
+            b["asr"] = _pct(b_asr)
+            summary["der"] = _pct(defence_effectiveness_ratio(b_ca, b_asr, ca, asr))
+        summary["baseline"] = b
+    split_path = split_path or (Path(model.attrs["split_path"]) if model.attrs.get("split_path") else None)
+    if truth is not None and split_path is not None and Path(split_path).exists():
+        sp = read_split(split_path, None)
+        poisoned = set(_read_manifest(truth).get("poisoned", []))
+        mask = np.array([p in poisoned for p in sp["paths"]])
+        if len(poisoned) and not mask.any():
+            raise BadInputError(f"{truth}: none of its poisoned paths are in the split {split_path}. "
+                                "Pass the manifest of the data the split was computed on.")
+        summary["split_quality"] = {"split": str(split_path), **split_quality(sp["clean"], mask, sp["scores"])}
+    failures = []
+    if min_ca is not None and summary["ca"] is not None and summary["ca"] < min_ca:
+        failures.append(f"CA {summary['ca']:.2f} % is below --min-ca {min_ca:g} %")
+    if max_asr is not None:
+        if asr is None:
+            raise BadInputError("--max-asr needs --triggered TRIGGERED_TEST_SET to measure the ASR")
+        if summary["asr"] is not None and summary["asr"] > max_asr:
+            failures.append(f"ASR {summary['asr']:.2f} % is above --max-asr {max_asr:g} %")
+    summary["thresholds"] = {"min_ca": min_ca, "max_asr": max_asr, "passed": not failures, "failures": failures}
+    summary["wall_time_s"] = round(time.perf_counter() - t0, 2)
+    if out is not None:
+        _write_metrics(out, summary, test_ds, pred, conf, trig_ds, trig_pred, model, rt)
+    return summary
+
+
+def _write_metrics(out: Path, summary: dict, test_ds: ImageDataset, pred: np.ndarray, conf: np.ndarray,
+                   trig_ds, trig_pred, model, rt: Runtime) -> None:
+    from .io.artifacts import atomic_h5, write_provenance
+
+    cfg = Config()
+    for k, v in model.config.items():  # the model's own settings, as far as this version knows them
+        if hasattr(cfg, k):
+            setattr(cfg, k, v)
+    with atomic_h5(out) as f:
+        write_provenance(f, "metrics", cfg, test_ds, rt.describe())  # /samples: the clean test set
+        f.attrs["summary"] = json.dumps(summary, sort_keys=True)
+        f.attrs["model"] = summary["model"]
+        f.attrs["model_fingerprint"] = model.fingerprint
+        f.create_dataset("predictions/test", data=pred)
+        f.create_dataset("confusion", data=conf)
+        if trig_ds is not None:
+            f.create_dataset("predictions/triggered", data=trig_pred)
+            f.create_dataset("triggered/path", data=np.array(trig_ds.paths, dtype=object), dtype=h5py.string_dtype("utf-8"))
+            f.create_dataset("triggered/label", data=trig_ds.labels.cpu().numpy())

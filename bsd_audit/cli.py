@@ -20,11 +20,12 @@ from rich.table import Table
 from . import __version__
 from .config import PRESETS, Config, parse_overrides, resolve_config
 from .engine.progress import Progress
-from .errors import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_OK, EXIT_TARGET_DISAGREE, AuditError
+from .errors import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_MODEL_GATE, EXIT_OK, EXIT_TARGET_DISAGREE, AuditError
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 finished (no threshold passed); 1 poison found above a threshold; 2 bad input or usage; "
-    "3 internal failure; 4 --strict and the two target estimates disagree."
+    "3 internal failure; 4 --strict and the two target estimates disagree; "
+    "5 evaluate: CA below --min-ca or ASR above --max-asr."
 )
 
 app = typer.Typer(
@@ -211,6 +212,110 @@ def _split_table(s: dict) -> Table:
                   f"(recall {tr['poison_recall']:.1%})")
         t.add_row("AUROC (OSS, ALS, I)", ", ".join("-" if tr[k] is None else f"{tr[k]:.3f}"
                                                  for k in ("auroc_oss", "auroc_als", "auroc_indicator")))
+    return t
+
+
+@app.command("train-clean")
+def train_clean_cmd(
+    data: Path = typer.Argument(..., help="Root of the ImageFolder tree the split was computed on."),
+    split: Optional[Path] = typer.Option(None, "--split", help="Split artifact from `bsd-audit split` (checked against DATA)."),
+    out: Path = typer.Option(Path("purified.h5"), "--out", "-o", help="Weights file to write (HDF5)."),
+    mode: str = typer.Option("mixmatch", "--mode", "-m", help="mixmatch: clean pool labelled, poison pool unlabelled "
+                             "(the paper's purified model); supervised: clean pool only."),
+    baseline: bool = typer.Option(False, "--baseline", help="Train the no-defence model on every sample as labelled "
+                                  "(no --split needed): the reference DER is measured against."),
+    arch: Optional[str] = typer.Option(None, "--arch", help="resnet18, mobilenet_v2 or fastnet (default: the preset's); "
+                                       "its standard width unless --set width=... is given."),
+    resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from the checkpoint beside --out "
+                                "(OUT.ckpt.h5, written every epoch) when an earlier run was interrupted."),
+    preset: str = PresetOpt, config_file: Optional[Path] = ConfigOpt, sets: Optional[List[str]] = SetOpt,
+    seed: Optional[int] = SeedOpt, device: Optional[str] = DeviceOpt, as_json: bool = JsonOpt, quiet: bool = QuietOpt,
+) -> None:
+    """Train the purified model on a finished split (MixMatch: clean pool labelled, poison pool unlabelled),
+    or with --baseline the no-defence model. Writes the weights (one dataset per tensor) with the architecture,
+    class names, normalisation, config and the data fingerprint; load them with bsd_audit.io.models.load_model."""
+    from . import audit
+
+    def body() -> int:
+        overrides = parse_overrides(sets)
+        if arch is not None:
+            overrides["arch"] = arch
+            overrides.setdefault("width", 0)  # a width meant for the preset's net does not fit another
+        cfg = _config(preset, config_file, [f"{k}={v}" for k, v in overrides.items()], seed, device)
+        _print_config(cfg, quiet or as_json)
+        reporter = Progress() if quiet or as_json else RichProgressReporter(err)
+        s = audit.train_clean(data, out, cfg, split, "baseline" if baseline else mode, resume, reporter)
+        if as_json:
+            print(json.dumps(s, sort_keys=True))
+        elif not quiet:
+            what = "no-defence baseline" if baseline else f"purified model ({mode})"
+            resumed = f", resumed after epoch {s['resumed_from_epoch']}" if s["resumed_from_epoch"] else ""
+            err.print(f"wrote {out}: {what}, {s['arch']}, {s['epochs']} epochs on {s['labelled']} labelled"
+                      f" and {s['unlabelled']} unlabelled images{resumed}, {s['wall_time_s']:.0f} s")
+        return EXIT_OK
+
+    _run(body)
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    model: Path = typer.Argument(..., help="Weights file from `bsd-audit train-clean`."),
+    test: Path = typer.Option(..., "--test", help="Clean test ImageFolder (class folders named as in training)."),
+    triggered: Optional[Path] = typer.Option(None, "--triggered", help="Triggered test ImageFolder, images under their "
+                                             "TRUE class: gives the ASR."),
+    baseline: Optional[Path] = typer.Option(None, "--baseline", help="No-defence weights (train-clean --baseline): gives the DER."),
+    truth: Optional[Path] = typer.Option(None, "--truth", help="Benchmark manifest.json: the attack's target for the ASR, "
+                                         "and the split's quality (poison recall, poison left in the clean pool, AUROC)."),
+    split: Optional[Path] = typer.Option(None, "--split", help="Split artifact to judge with --truth (default: the one "
+                                         "the model was trained from)."),
+    target: Optional[str] = typer.Option(None, "--target", help="The attack's target class for the ASR (default: from "
+                                         "--truth, else the split's estimate stored in the model)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Also write the metrics as HDF5."),
+    min_ca: Optional[float] = typer.Option(None, "--min-ca", help="Exit 5 if the clean accuracy is below this (percent)."),
+    max_asr: Optional[float] = typer.Option(None, "--max-asr", help="Exit 5 if the attack success rate is above this (percent)."),
+    device: str = typer.Option("auto", "--device", help="auto (GPU when present), cpu, cuda or cuda:N."),
+    as_json: bool = JsonOpt, quiet: bool = QuietOpt,
+) -> None:
+    """CA, ASR and DER of a model, with per-class accuracy and the confusion matrix; the split's quality
+    when a ground-truth manifest is given. Percentages throughout. --min-ca / --max-asr gate a CI job (exit 5)."""
+    from . import audit
+
+    def body() -> int:
+        reporter = Progress() if quiet or as_json else RichProgressReporter(err)
+        s = audit.evaluate(model, test, triggered, baseline, truth, split, target, out, device, min_ca, max_asr, reporter)
+        if as_json:
+            print(json.dumps(s, sort_keys=True))
+        elif not quiet:
+            err.print(_metrics_table(s))
+            if out is not None:
+                err.print(f"wrote {out}")
+        for failure in s["thresholds"]["failures"]:
+            err.print(f"[bold red]threshold:[/bold red] {escape(failure)}")
+        return EXIT_OK if s["thresholds"]["passed"] else EXIT_MODEL_GATE
+
+    _run(body)
+
+
+def _metrics_table(s: dict) -> Table:
+    def pct(v):
+        return "-" if v is None else f"{v:.2f} %"
+
+    t = Table(title=f"Evaluation of {s['model']} ({s['mode']})", show_header=False)
+    t.add_row("clean accuracy (CA)", f"{pct(s['ca'])} on {s['num_test']} test images")
+    if "asr" in s:
+        t.add_row("attack success rate (ASR)", f"{pct(s['asr'])} of {s['num_triggered']} triggered images "
+                  f"(target {s['target_name']}, from {s['target_source']})")
+    if "baseline" in s:
+        b = s["baseline"]
+        t.add_row("no-defence baseline", f"CA {pct(b['ca'])}" + (f", ASR {pct(b['asr'])}" if "asr" in b else ""))
+    if "der" in s:
+        t.add_row("DER", pct(s["der"]))
+    t.add_row("per-class accuracy", ", ".join(f"{c}: {pct(v)}" for c, v in s["per_class_accuracy"].items()))
+    if "split_quality" in s:
+        q = s["split_quality"]
+        t.add_row("split quality", f"{q['poison_in_clean']} of {q['num_poisoned']} poisoned left in the clean pool "
+                  f"(recall {q['poison_recall']:.1%}); AUROC OSS/ALS/I " + ", ".join(
+                      "-" if q.get(k) is None else f"{q[k]:.3f}" for k in ("auroc_oss", "auroc_als", "auroc_indicator")))
     return t
 
 

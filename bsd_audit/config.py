@@ -69,6 +69,8 @@ class Config:
     mixmatch_mixup_alpha: float = 0.75
     mixmatch_lambda_u: float = 15.0
     mixmatch_rampup: int = 120
+    # --- train-clean: the purified model (and the no-defence baseline), trained from scratch
+    purify_epochs: int = 120  # the paper's run length; λ_u ramps up over all of them
     # --- augmentation (batch-level, on the device)
     aug_translate: int = 4  # reflect-pad then random crop, in pixels
     aug_flip: bool = True
@@ -111,6 +113,7 @@ class Config:
         need(0 < self.loss_window <= 1, "loss_window must be in (0, 1]")
         need(self.precision in ("auto", "fp32", "bf16"), "precision must be auto, fp32 or bf16")
         need(self.image_size >= 8, "image_size must be >= 8")
+        need(self.purify_epochs >= 1, "purify_epochs must be >= 1")
         need(self.mixmatch_iterations >= 1 and self.mixmatch_batch_size >= 2, "MixMatch needs iterations >= 1, batch >= 2")
         return self
 
@@ -128,13 +131,14 @@ PRESETS: dict[str, dict[str, Any]] = {
     "fast": dict(
         arch="fastnet", width=64, altruistic_warmup_epochs=12, altruistic_batch_size=512, warmup_batch_size=512,
         T1=12, init_fixed_epochs=3, T2=30, T3=40, mixmatch_iterations=100, mixmatch_batch_size=128,
-        mixmatch_rampup=40, eval_batch_size=2048,
+        mixmatch_rampup=40, eval_batch_size=2048, purify_epochs=40,
     ),
     # The bundled sample (2,500 images) on a 2-core CPU in minutes. The probe in method.md found
     # that fewer than 8-10 LGA epochs do not isolate poison reliably, so detection keeps 10.
     "cpu": dict(
         arch="resnet18", width=16, altruistic_warmup_epochs=10, T1=10, init_fixed_epochs=2, T2=18, T3=22,
         mixmatch_iterations=24, mixmatch_batch_size=64, mixmatch_rampup=22, eval_batch_size=500,
+        purify_epochs=30,
     ),
 }
 

@@ -65,3 +65,36 @@ TINY_OVERRIDES = dict(device="cpu", arch="fastnet", width=8, image_size=16, altr
                       altruistic_batch_size=32, warmup_batch_size=32, T1=3, init_fixed_epochs=1, T2=6, T3=7,
                       mixmatch_iterations=4, mixmatch_batch_size=16, mixmatch_rampup=7, eval_batch_size=64,
                       isolation_share=0.05)
+
+
+def make_tiny_test_sets(root: Path, classes=("ant", "bee", "cat"), per_class=15, target="cat", seed=7) -> tuple[Path, Path]:
+    """A clean test ImageFolder drawn like make_tiny_poisoned's, and its triggered twin (the same
+    images with the corner patch, under their TRUE class, the target's folder left out)."""
+    clean = root / "test"
+    make_tiny_poisoned(clean, classes, per_class, n_poison=0, target=target, seed=seed)
+    trig = root / "test_triggered"
+    for path in sorted(clean.rglob("*.png")):
+        if path.parent.name == target:
+            continue
+        img = np.array(Image.open(path))
+        img[-3:, -3:] = 255
+        (trig / path.parent.name).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img).save(trig / path.parent.name / path.name)
+    return clean, trig
+
+
+@pytest.fixture(scope="session")
+def tiny_split(tmp_path_factory):
+    """The tiny poisoned set, its test sets, and a finished split of it (made once per session)."""
+    from bsd_audit import audit
+    from bsd_audit.config import resolve_config
+
+    base = tmp_path_factory.mktemp("tiny_split")
+    data = base / "data"
+    make_tiny_poisoned(data)
+    test, triggered = make_tiny_test_sets(base)
+    cfg = resolve_config("cpu", TINY_OVERRIDES)
+    split = base / "split.h5"
+    audit.split(data, split, cfg, truth_manifest=base / "data_manifest.json")
+    return {"data": data, "manifest": base / "data_manifest.json", "split": split, "test": test,
+            "triggered": triggered, "base": base}

@@ -1,0 +1,66 @@
+"""An interrupted `train-clean` continues from its last checkpoint and ends with the same weights as a
+run that never stopped; a checkpoint of other settings is refused, not silently mixed in."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+
+from bsd_audit import audit
+from bsd_audit.config import resolve_config
+from bsd_audit.errors import BadInputError
+from conftest import TINY_OVERRIDES
+
+
+def _weights(path):
+    with h5py.File(path) as f:
+        return {k: f["weights/model"][k][()] for k in f["weights/model"]}
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def _stop_after(n):
+    def hook(epoch):
+        if epoch + 1 == n:
+            raise _Interrupt  # as a kill right after epoch n's checkpoint reached the disk
+    return hook
+
+
+@pytest.mark.parametrize("mode", ["mixmatch", "baseline"])
+def test_resumed_run_matches_an_uninterrupted_one(tiny_split, tmp_path, mode):
+    cfg = resolve_config("cpu", {**TINY_OVERRIDES, "purify_epochs": 3})
+    split = None if mode == "baseline" else tiny_split["split"]
+    straight = tmp_path / "straight.h5"
+    audit.train_clean(tiny_split["data"], straight, cfg, split, mode)
+
+    out = tmp_path / "resumed.h5"
+    with pytest.raises(_Interrupt):
+        audit.train_clean(tiny_split["data"], out, cfg, split, mode, after_epoch=_stop_after(2))
+    assert not out.exists()
+    ckpt = audit.checkpoint_path(out)
+    with h5py.File(ckpt) as f:
+        assert f.attrs["epoch"] == 2
+    s = audit.train_clean(tiny_split["data"], out, cfg, split, mode)
+    assert s["resumed_from_epoch"] == 2
+    a, b = _weights(straight), _weights(out)
+    assert a.keys() == b.keys()
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert not ckpt.exists()
+
+
+def test_checkpoint_of_other_settings_is_refused(tiny_split, tmp_path):
+    cfg = resolve_config("cpu", {**TINY_OVERRIDES, "purify_epochs": 3})
+    out = tmp_path / "p.h5"
+    with pytest.raises(_Interrupt):
+        audit.train_clean(tiny_split["data"], out, cfg, tiny_split["split"], after_epoch=_stop_after(1))
+    other = resolve_config("cpu", {**TINY_OVERRIDES, "purify_epochs": 3, "seed": 5})
+    with pytest.raises(BadInputError, match=r"p\.ckpt\.h5: checkpoint made with other settings \(seed differ"):
+        audit.train_clean(tiny_split["data"], out, other, tiny_split["split"])
+    with pytest.raises(BadInputError, match="checkpoint of another run"):
+        audit.train_clean(tiny_split["data"], out, cfg, None, "baseline")
+    # --no-resume starts again from scratch and replaces the stale checkpoint
+    s = audit.train_clean(tiny_split["data"], out, other, tiny_split["split"], resume=False)
+    assert s["resumed_from_epoch"] == 0 and out.exists()
