@@ -19,6 +19,8 @@ from ..errors import BadInputError
 from .artifacts import open_artifact, strings
 
 SCORE_NAMES = ("oss", "als", "indicator")  # stored by split; all three high = clean
+REQUIRED = ("classes", "samples/label", "target/votes", "target/isolated", "pools/clean",
+            *(f"scores/{s}" for s in SCORE_NAMES))
 
 
 @dataclass
@@ -72,6 +74,9 @@ def read_split_artifact(path: Path) -> SplitData:
     path = Path(path)
     with open_artifact(path, "split") as f:
         try:
+            missing = [name for name in REQUIRED if not isinstance(f.get(name), h5py.Dataset)]
+            if missing:
+                raise BadInputError(f"{path}: incomplete split artifact (no /{missing[0]}). Re-run split.")
             n = int(f.attrs["num_samples"])
             classes = strings(f["classes"])
             labels = _per_sample(f, "samples/label", n).astype(np.int64)

@@ -71,7 +71,8 @@ class RankedTable:
 
     def filtered(self, classes: list[str] | None = None, top: int | None = None) -> "RankedTable":
         """Rows of the given label names only (ranks kept), then the first ``top`` of them."""
-        rows = self.rows if not classes else [r for r in self.rows if r.label in set(classes)]
+        keep = set(classes or ())
+        rows = [r for r in self.rows if r.label in keep] if keep else self.rows
         rows = rows if top is None else rows[:top]
         return RankedTable(self.artifact, self.target, self.num_samples, self.has_truth, self.suspicion_source, rows)
 
