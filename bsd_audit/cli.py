@@ -269,12 +269,12 @@ def config_cmd(
 @app.command("export")
 def export_cmd(
     artifact: Path = typer.Argument(..., help="Split artifact (.h5) written by `bsd-audit split`."),
-    fmt: str = typer.Option("csv", "--format", "-f", help="csv (header row, one row per sample) or json "
+    fmt: str = typer.Option("csv", "--format", "-f", metavar="FORMAT", help="csv (header row, one row per sample) or json "
                             "(one object, schema 1: schema, artifact, target, num_samples, rows)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="File to write (atomically); default stdout."),
-    top: Optional[int] = typer.Option(None, "--top", "-k", help="Keep only the K most suspicious rows "
+    out: Optional[Path] = typer.Option(None, "--out", "-o", metavar="FILE", help="File to write (atomically); default stdout."),
+    top: Optional[int] = typer.Option(None, "--top", "-k", metavar="K", help="Keep only the K most suspicious rows "
                                       "(after --class)."),
-    classes: Optional[List[str]] = typer.Option(None, "--class", help="Keep only samples labelled NAME "
+    classes: Optional[List[str]] = typer.Option(None, "--class", metavar="NAME", help="Keep only samples labelled NAME "
                                                 "(repeatable); ranks stay those of the whole split."),
     quiet: bool = QuietOpt,
 ) -> None:
@@ -297,10 +297,10 @@ def export_cmd(
 @app.command("report")
 def report_cmd(
     artifact: Path = typer.Argument(..., help="Split artifact (.h5) written by `bsd-audit split`."),
-    data: Path = typer.Option(..., "--data", "-d", help="Root of the ImageFolder tree the split was run on "
+    data: Path = typer.Option(..., "--data", "-d", metavar="DATA_ROOT", help="Root of the ImageFolder tree the split was run on "
                               "(checked against the artifact's fingerprint)."),
-    out: Path = typer.Option(Path("report.html"), "--out", "-o", help="HTML file to write (atomically)."),
-    top: int = typer.Option(64, "--top", "-k", help="Number of most suspicious images shown as thumbnails."),
+    out: Path = typer.Option(Path("report.html"), "--out", "-o", metavar="FILE", help="HTML file to write (atomically)."),
+    top: int = typer.Option(64, "--top", "-k", metavar="K", help="Number of most suspicious images shown as thumbnails."),
     as_json: bool = JsonOpt, quiet: bool = QuietOpt,
 ) -> None:
     """Write a self-contained HTML report of a split for a human reviewer: a plain-language verdict, the
