@@ -370,6 +370,60 @@ def config_cmd(
     _run(body)
 
 
+# ---------------------------------------------------------------------------------- reading a split
+@app.command("export")
+def export_cmd(
+    artifact: Path = typer.Argument(..., help="Split artifact (.h5) written by `bsd-audit split`."),
+    fmt: str = typer.Option("csv", "--format", "-f", metavar="FORMAT", help="csv (header row, one row per sample) or json "
+                            "(one object, schema 1: schema, artifact, target, num_samples, rows)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", metavar="FILE", help="File to write (atomically); default stdout."),
+    top: Optional[int] = typer.Option(None, "--top", "-k", metavar="K", help="Keep only the K most suspicious rows "
+                                      "(after --class)."),
+    classes: Optional[List[str]] = typer.Option(None, "--class", metavar="NAME", help="Keep only samples labelled NAME "
+                                                "(repeatable); ranks stay those of the whole split."),
+    quiet: bool = QuietOpt,
+) -> None:
+    """Export every sample of a split ranked by suspicion: the poison pool first, then by the suspicion
+    score (most suspicious first). Columns: rank, index, path, label, pool, oss, als, indicator,
+    suspicion, and poisoned when the artifact holds ground truth."""
+    from .report import export
+
+    def body() -> int:
+        e = export(artifact, fmt, top=top, classes=classes, out=out)
+        if out is None:
+            sys.stdout.write(e.text)
+        elif not quiet:
+            err.print(f"wrote {len(e.table.rows)} rows to {escape(str(out))}", highlight=False, soft_wrap=True)
+        return EXIT_OK
+
+    _run(body)
+
+
+@app.command("report")
+def report_cmd(
+    artifact: Path = typer.Argument(..., help="Split artifact (.h5) written by `bsd-audit split`."),
+    data: Path = typer.Option(..., "--data", "-d", metavar="DATA_ROOT", help="Root of the ImageFolder tree the split was run on "
+                              "(checked against the artifact's fingerprint)."),
+    out: Path = typer.Option(Path("report.html"), "--out", "-o", metavar="FILE", help="HTML file to write (atomically)."),
+    top: int = typer.Option(64, "--top", "-k", metavar="K", help="Number of most suspicious images shown as thumbnails."),
+    as_json: bool = JsonOpt, quiet: bool = QuietOpt,
+) -> None:
+    """Write a self-contained HTML report of a split for a human reviewer: a plain-language verdict, the
+    target vote, pool sizes per class, ALS and I histograms, and the most suspicious images as
+    thumbnails. No network, no script: one file that opens anywhere."""
+    from .report import write_report
+
+    def body() -> int:
+        s = write_report(artifact, data, out, top)
+        if as_json:
+            print(json.dumps(s, sort_keys=True))
+        elif not quiet:
+            err.print(f"wrote {escape(str(out))}: target {escape(s['target_name'])}, {s['shown']} most suspicious "
+                      "images shown", highlight=False, soft_wrap=True)
+        return EXIT_OK
+
+    _run(body)
+
 def _version(value: bool) -> None:
     if value:
         print(f"bsd-audit {__version__}")

@@ -236,9 +236,17 @@ def load_imagefolder(root: Path, image_size: int = 32, device: torch.device | st
         listed = "\n  ".join(errors[:_MAX_LISTED])
         more = f"\n  ... and {len(errors) - _MAX_LISTED} more" if len(errors) > _MAX_LISTED else ""
         raise BadInputError(f"{len(errors)} file(s) in {tree.root} cannot be used:\n  {listed}{more}")
-    fp = hashlib.sha256()
-    for rel, digest in zip(tree.paths, digests):
-        fp.update(rel.encode("utf-8") + b"\0" + digest)
     tensor = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous().to(device)
     labels = torch.from_numpy(tree.labels).to(device)
-    return ImageDataset(tree.root, tree.classes, tree.paths, labels, tensor, fp.hexdigest(), tree.skipped)
+    return ImageDataset(tree.root, tree.classes, tree.paths, labels, tensor, dataset_fingerprint(tree.paths, digests),
+                        tree.skipped)
+
+
+def dataset_fingerprint(paths: list[str], digests: list[bytes]) -> str:
+    """The dataset's fingerprint: SHA-256 over each relative path and the SHA-256 of its file's bytes,
+    in sample order. Every artifact stores it; anything that reads the tree again (the report) checks
+    it with this same function."""
+    fp = hashlib.sha256()
+    for rel, digest in zip(paths, digests):
+        fp.update(rel.encode("utf-8") + b"\0" + digest)
+    return fp.hexdigest()

@@ -26,7 +26,7 @@ from .als import als_split, top_share
 from .losses import sce_loss
 from .mixmatch import mixmatch_step, unsupervised_weight
 from .oss import oss_split
-from .pools import alpha_schedule, class_completion, indicator, init_pools, selective_drop
+from .pools import alpha_schedule, class_completion, indicator, init_pools, selective_drop, target_keep
 from .target import TargetEstimate
 
 
@@ -101,6 +101,7 @@ def run_bsd(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, estima
     I = np.full(N, np.nan)
     history: list[EpochRecord] = []
     nt_idx = torch.nonzero(labels_dev != target).squeeze(1)
+    kept_target = target_keep(estimate.sce, labels, target, cfg.beta) if cfg.target_keep == "als" else None
 
     def sce_of(model):
         logits = predict(model, ds, norm, rt, cfg.eval_batch_size)
@@ -123,6 +124,8 @@ def run_bsd(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, estima
             clean = class_completion(I, labels, C, alpha_T, cfg.completion_scope, target) if cfg.class_completion else top_share(I, alpha_T)
             if stage == "drop" and cfg.selective_drop:
                 clean = selective_drop(clean, pred_main.cpu().numpy(), pred_alt.cpu().numpy(), target)
+            if kept_target is not None:  # after the drop: these are exempt from it
+                clean |= kept_target
         # ---- main model update
         if stage == "warmup":
             main_loss = train_epoch(main, warm_opt, ds, nt_idx, lambda z, y: F.cross_entropy(z, y, reduction="none"),

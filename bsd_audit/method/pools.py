@@ -69,3 +69,20 @@ def class_completion(I: np.ndarray, labels: np.ndarray, num_classes: int, alpha_
 def selective_drop(clean: np.ndarray, pred_main: np.ndarray, pred_altruistic: np.ndarray, target: int) -> np.ndarray:
     """Eq. 10: remove from the clean pool every sample both models predict as ỹ_t."""
     return clean & ~((pred_main == target) & (pred_altruistic == target))
+
+
+def target_keep(als_scores: np.ndarray, labels: np.ndarray, target: int, beta: float) -> np.ndarray:
+    """The target-class samples kept clean through class completion and selective drop (Decision,
+    docs/decisions.md): the top β share of D_t by the altruistic model's warm-up loss (ALS).
+
+    Class completion ranks by I, and inside D_t I cannot tell clean from poison: the main model never
+    learned the trigger, but it cannot fit the clean target images either while they are missing
+    from its clean pool (measured AUROC inside D_t: I 0.67, ALS 0.95). Without this the target class
+    leaves the clean pool for good and a model trained on it never predicts that class. β is the
+    share eq. 5 keeps of D_t at initialisation.
+    """
+    members = np.flatnonzero(labels == target)
+    keep = np.zeros(len(labels), dtype=bool)
+    k = int(round(beta * len(members)))
+    keep[members[np.argsort(-als_scores[members], kind="stable")[:k]]] = True
+    return keep
