@@ -71,12 +71,24 @@ def detect(data: Path, out: Path, cfg: Config, progress: Progress | None = None)
     progress.start("altruistic warm-up (LGA)", cfg.altruistic_warmup_epochs)
     est = detect_target(ds, norm, cfg, rt, rt.generator(cfg.seed), progress)
     progress.finish()
-    write_target_artifact(out, est, ds, cfg, rt.describe())
+    v = verdict_of(est, ds, est.target)
+    write_target_artifact(out, est, ds, cfg, rt.describe(), v)
     summary = {"command": "detect-target", "artifact": str(out), "num_samples": len(ds), "classes": ds.classes,
                "fingerprint": ds.fingerprint, "device": rt.describe(),
-               **target_summary(est, ds.classes, est.target, "lga"),
+               **target_summary(est, ds.classes, est.target, "lga"), "verdict": v.summary(),
                "wall_time_s": round(time.perf_counter() - t0, 2)}
     return summary
+
+
+def verdict_of(est: TargetEstimate, ds: ImageDataset, target: int, indicator: np.ndarray | None = None):
+    """The attack-present verdict and the suspicious list from the warm-up's evidence (verdict.py)."""
+    from .verdict import Evidence, attack_verdict
+    fit_rank = est.fit_rank
+    if fit_rank is None:  # an estimate from an older artifact: rank its end-of-warm-up losses instead
+        fit_rank = np.argsort(np.argsort(est.ce, kind="stable")) / max(len(est.ce) - 1, 1)
+    return attack_verdict(Evidence(labels=ds.labels.cpu().numpy(), target=target, fit_rank=fit_rank,
+                                   vote_share=est.confidence, estimates_agree=est.agree, loss_gap=est.loss_gap,
+                                   indicator=indicator))
 
 
 def load_truth(manifest: Path, ds: ImageDataset) -> np.ndarray:
@@ -133,10 +145,15 @@ def split(data: Path, out: Path, cfg: Config, target: str | None = None, target_
         "clean_share": round(float(clean.mean()), 4),
         "clean_per_class": {c: int(v) for c, v in zip(ds.classes, np.bincount(labels[clean], minlength=ds.num_classes))},
     }
+    v = verdict_of(est, ds, used, None if np.isnan(res.indicator).all() else res.indicator)
+    summary["verdict"] = v.summary()
     if truth is not None:
         summary["truth"] = truth_figures(res, truth)
+        n_poison, flagged = int(truth.sum()), v.suspicious
+        summary["truth"]["suspicious_precision"] = round(float(truth[flagged].mean()), 4) if flagged.any() else None
+        summary["truth"]["suspicious_recall"] = round(int((truth & flagged).sum()) / n_poison, 4) if n_poison else None
     summary["wall_time_s"] = round(time.perf_counter() - t0, 2)
-    write_split_artifact(out, res, est, source, ds, cfg, rt.describe(), truth, summary)
+    write_split_artifact(out, res, est, source, ds, cfg, rt.describe(), truth, summary, v)
     return summary
 
 

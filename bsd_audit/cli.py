@@ -20,12 +20,13 @@ from rich.table import Table
 from . import __version__
 from .config import PRESETS, Config, parse_overrides, resolve_config
 from .engine.progress import Progress
-from .errors import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_MODEL_GATE, EXIT_OK, EXIT_TARGET_DISAGREE, AuditError
+from .errors import (EXIT_BAD_INPUT, EXIT_INCONCLUSIVE, EXIT_INTERNAL, EXIT_MODEL_GATE, EXIT_OK, EXIT_POISON,
+                     EXIT_TARGET_DISAGREE, AuditError)
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 finished (no threshold passed); 1 poison found above a threshold; 2 bad input or usage; "
     "3 internal failure; 4 --strict and the two target estimates disagree; "
-    "5 evaluate: CA below --min-ca or ASR above --max-asr."
+    "5 evaluate: CA below --min-ca or ASR above --max-asr; 6 --fail-on-verdict and the verdict is inconclusive."
 )
 
 app = typer.Typer(
@@ -178,6 +179,14 @@ def split_cmd(
     preset: str = PresetOpt, config_file: Optional[Path] = ConfigOpt, sets: Optional[List[str]] = SetOpt,
     seed: Optional[int] = SeedOpt, device: Optional[str] = DeviceOpt,
     strict: bool = typer.Option(False, "--strict", help="Exit 4 when the two target estimates disagree."),
+    init_only: bool = typer.Option(False, "--init-only", help="Quick gating mode: stop once the initial pools exist "
+                                   "(skips the MixMatch stages; the verdict needs only the warm-up)."),
+    fail_on_verdict: bool = typer.Option(False, "--fail-on-verdict", help="Exit 1 when the verdict is 'poisoned', "
+                                         "6 when it is 'inconclusive'."),
+    fail_on_confidence: Optional[float] = typer.Option(None, "--fail-on-confidence", help="Exit 1 when the LGA "
+                                                       "vote share of the target is at least this (0-1)."),
+    fail_on_flagged: Optional[float] = typer.Option(None, "--fail-on-flagged", help="Exit 1 when the suspicious "
+                                                    "list holds at least this share of the dataset (0-1)."),
     as_json: bool = JsonOpt, quiet: bool = QuietOpt,
 ) -> None:
     """Run BSD: target detection, OSS and ALS pool initialisation, MixMatch training with class completion
@@ -185,10 +194,11 @@ def split_cmd(
     from . import audit
 
     def body() -> int:
-        cfg = _config(preset, config_file, sets, seed, device)
+        cfg = _config(preset, config_file, (sets or []) + (["stop_after_init=true"] if init_only else []), seed, device)
         _print_config(cfg, quiet or as_json)
         reporter = Progress() if quiet or as_json else RichProgressReporter(err)
         s = audit.split(data, out, cfg, target=target, target_from=target_from, truth_manifest=truth, progress=reporter)
+        s["gate"] = gate = _gate(s, fail_on_verdict, fail_on_confidence, fail_on_flagged)
         if as_json:
             print(json.dumps(s, sort_keys=True))
         elif not quiet:
@@ -196,13 +206,42 @@ def split_cmd(
             err.print(_split_table(s))
             err.print(f"wrote {out} in {s['wall_time_s']:.0f} s")
         _warn_disagree(s, quiet or as_json)
-        return EXIT_TARGET_DISAGREE if strict and not s["agree"] else EXIT_OK
+        for reason in gate["reasons"]:
+            err.print(f"[bold red]gate:[/bold red] {escape(reason)}")
+        if strict and not s["agree"]:
+            return EXIT_TARGET_DISAGREE
+        return gate["exit_code"]
 
     _run(body)
 
 
+def _gate(s: dict, on_verdict: bool, min_confidence: float | None, min_flagged: float | None) -> dict:
+    """The CI gate: which of the user's thresholds the audit crossed, and the exit code that follows."""
+    reasons, code = [], EXIT_OK
+    v = s["verdict"]
+    if on_verdict and v["verdict"] == "poisoned":
+        reasons.append(f"verdict poisoned: {v['reason']}")
+        code = EXIT_POISON
+    if min_confidence is not None and s["confidence"] >= min_confidence:
+        reasons.append(f"target vote share {s['confidence']:.2f} >= --fail-on-confidence {min_confidence:g}")
+        code = EXIT_POISON
+    if min_flagged is not None and v["suspicious_share"] >= min_flagged:
+        reasons.append(f"suspicious share {v['suspicious_share']:.4f} >= --fail-on-flagged {min_flagged:g}")
+        code = EXIT_POISON
+    if code == EXIT_OK and on_verdict and v["verdict"] == "inconclusive":
+        reasons.append(f"verdict inconclusive: {v['reason']}")
+        code = EXIT_INCONCLUSIVE
+    return {"exit_code": code, "reasons": reasons, "fail_on_verdict": on_verdict,
+            "fail_on_confidence": min_confidence, "fail_on_flagged": min_flagged}
+
+
 def _split_table(s: dict) -> Table:
     t = Table(title="Split", show_header=False)
+    v = s["verdict"]
+    colour = {"poisoned": "red", "clean": "green"}.get(v["verdict"], "yellow")
+    t.add_row("verdict", f"[bold {colour}]{v['verdict']}[/bold {colour}]: {escape(v['reason'])}")
+    t.add_row("suspicious list", f"{v['suspicious_count']} samples ({v['suspicious_share']:.1%}); "
+              "`bsd-audit export` lists them first")
     t.add_row("clean pool", f"{s['clean_size']} of {s['num_samples']} ({s['clean_share']:.0%})")
     t.add_row("poison pool", f"{s['poison_size']} (not a list of suspects: every sample not confidently clean)")
     t.add_row("clean per class", ", ".join(f"{k}: {v}" for k, v in s["clean_per_class"].items()))
@@ -210,6 +249,9 @@ def _split_table(s: dict) -> Table:
         tr = s["truth"]
         t.add_row("ground truth", f"{tr['num_poisoned']} poisoned; {tr['poison_in_clean']} left in the clean pool "
                   f"(recall {tr['poison_recall']:.1%})")
+        if tr.get("suspicious_recall") is not None:
+            t.add_row("suspicious list vs truth", f"precision {tr['suspicious_precision'] or 0:.1%}, "
+                      f"recall {tr['suspicious_recall']:.1%}")
         t.add_row("AUROC (OSS, ALS, I)", ", ".join("-" if tr[k] is None else f"{tr[k]:.3f}"
                                                  for k in ("auroc_oss", "auroc_als", "auroc_indicator")))
     return t

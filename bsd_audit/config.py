@@ -49,6 +49,7 @@ class Config:
     oss_distance: str = "min"  # min | mean | max over non-target class means (App. E.2)
     oss_normalize: bool = True  # L2-normalise features and means before the distance (Decision, see docs)
     init_combine: str = "intersection"  # eq. 3 (intersection) or Algorithm 1 line 22 (union)
+    stop_after_init: bool = False  # quick gating mode (split --init-only): stop once the initial pools exist
     # --- stages 2-3: pool updates (Sec. 4.2)
     init_fixed_epochs: int = 10  # epochs [T1, T1+init_fixed_epochs) train on the fixed init pools
     T2: int = 90
@@ -135,10 +136,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         T1=12, init_fixed_epochs=3, T2=30, T3=40, mixmatch_iterations=100, mixmatch_batch_size=128,
         mixmatch_rampup=40, eval_batch_size=2048, purify_epochs=40,
     ),
-    # The bundled sample (2,500 images) on a 2-core CPU in minutes. The probe in method.md found
-    # that fewer than 8-10 LGA epochs do not isolate poison reliably, so detection keeps 10.
+    # The bundled sample (2,500 images) on a 2-core CPU in minutes. Detection keeps 14 LGA epochs:
+    # at this scale the trigger is fitted only from epoch 6-8 on, and with 10 epochs the vote was
+    # wrong on a BadNets benchmark in one run of two (docs/decisions.md).
     "cpu": dict(
-        arch="resnet18", width=16, altruistic_warmup_epochs=10, T1=10, init_fixed_epochs=2, T2=18, T3=22,
+        arch="resnet18", width=16, altruistic_warmup_epochs=14, T1=10, init_fixed_epochs=2, T2=18, T3=22,
         mixmatch_iterations=24, mixmatch_batch_size=64, mixmatch_rampup=22, eval_batch_size=500,
         purify_epochs=30,
     ),

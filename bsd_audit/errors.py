@@ -9,6 +9,7 @@ EXIT_BAD_INPUT = 2  # bad input or usage: the message names the file and the fix
 EXIT_INTERNAL = 3  # internal failure (a bug or an environment fault): please report it
 EXIT_TARGET_DISAGREE = 4  # --strict: the two target estimates disagree
 EXIT_MODEL_GATE = 5  # evaluate: CA below --min-ca or ASR above --max-asr
+EXIT_INCONCLUSIVE = 6  # --fail-on-verdict: the verdict is inconclusive
 
 
 class AuditError(Exception):

@@ -28,7 +28,7 @@ def test_paper_preset_values():
 
 def test_cpu_preset_values():
     cfg = resolve_config("cpu")
-    assert (cfg.arch, cfg.T1, cfg.T2, cfg.T3, cfg.altruistic_warmup_epochs) == ("resnet18", 10, 18, 22, 10)
+    assert (cfg.arch, cfg.T1, cfg.T2, cfg.T3, cfg.altruistic_warmup_epochs) == ("resnet18", 10, 18, 22, 14)
 
 
 def test_unknown_preset():

@@ -29,7 +29,17 @@ def _write_target(g: h5py.Group, est: TargetEstimate, classes: list[str], used: 
     g.create_dataset("warmup_objective", data=np.array(est.history, dtype=np.float64))
 
 
-def write_target_artifact(path: Path, est: TargetEstimate, ds, cfg, device: str) -> None:
+def write_verdict(f: h5py.File, verdict) -> None:
+    """/verdict: the attack-present answer with every input, /verdict/suspicious_index the list, and
+    /scores/suspicion (high = suspicious) for ranking."""
+    g = f.create_group("verdict")
+    g.attrs.update({"verdict": verdict.verdict, "attack_present": verdict.verdict == "poisoned",
+                    "score": verdict.score, "reason": verdict.reason, "inputs": _json(verdict.inputs)})
+    g.create_dataset("suspicious_index", data=np.flatnonzero(verdict.suspicious))
+    f["scores"].create_dataset("suspicion", data=verdict.suspicion)
+
+
+def write_target_artifact(path: Path, est: TargetEstimate, ds, cfg, device: str, verdict=None) -> None:
     """detect-target's artifact: ỹ_t with its votes and evidence, the warm-up losses (ALS scores)
     and the warmed-up altruistic model, so `split --target-from` continues from it."""
     with atomic_h5(path) as f:
@@ -38,6 +48,10 @@ def write_target_artifact(path: Path, est: TargetEstimate, ds, cfg, device: str)
         s = f.create_group("scores")
         s.create_dataset("lga_ce", data=est.ce)
         s.create_dataset("als", data=est.sce)
+        if est.fit_rank is not None:
+            s.create_dataset("fit_rank", data=est.fit_rank)
+        if verdict is not None:
+            write_verdict(f, verdict)
         write_tensors(f.create_group("weights/altruistic"), est.altruistic_state)
         write_optimizer(f.create_group("optimizer/altruistic"), est.optimizer_state)
 
@@ -53,7 +67,8 @@ def read_target_artifact(path: Path, ds) -> TargetEstimate:
                 isolated=t["isolated"][()], isolated_loss_mean=float(t.attrs["isolated_loss_mean"]),
                 loss_median=float(t.attrs["loss_median"]), second_likely_per_epoch=t["second_likely_per_epoch"][()],
                 second_likely_target=int(t.attrs["second_likely_target"]), ce=f["scores/lga_ce"][()],
-                sce=f["scores/als"][()], altruistic_state=read_tensors(f["weights/altruistic"]),
+                sce=f["scores/als"][()], fit_rank=f["scores/fit_rank"][()] if "scores/fit_rank" in f else None,
+                altruistic_state=read_tensors(f["weights/altruistic"]),
                 optimizer_state=read_optimizer(f["optimizer/altruistic"]),
                 history=list(t["warmup_objective"][()]),
             )
@@ -64,16 +79,20 @@ def read_target_artifact(path: Path, ds) -> TargetEstimate:
 
 
 def write_split_artifact(path: Path, res: SplitResult, est: TargetEstimate, target_source: str, ds, cfg,
-                         device: str, truth: np.ndarray | None, summary: dict) -> None:
+                         device: str, truth: np.ndarray | None, summary: dict, verdict=None) -> None:
     with atomic_h5(path) as f:
         write_provenance(f, "split", cfg, ds, device)
         _write_target(f.create_group("target"), est, ds.classes, res.target, target_source)
         s = f.create_group("scores")
-        s.attrs["direction"] = "high = clean for every score"
         s.create_dataset("oss", data=res.oss_scores)  # NaN outside D_t
         s.create_dataset("als", data=res.als_scores)
         s.create_dataset("indicator", data=res.indicator)
         s.create_dataset("lga_ce", data=est.ce)
+        if est.fit_rank is not None:
+            s.create_dataset("fit_rank", data=est.fit_rank)
+        s.attrs["direction"] = "high = clean for oss, als, indicator; low = fitted early for fit_rank; high = suspicious for suspicion"
+        if verdict is not None:
+            write_verdict(f, verdict)
         p = f.create_group("pools")
         p.create_dataset("clean_index", data=np.flatnonzero(res.clean))
         p.create_dataset("poison_index", data=np.flatnonzero(~res.clean))

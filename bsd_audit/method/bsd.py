@@ -117,6 +117,13 @@ def run_bsd(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, estima
             oss_scores, clean_oss = oss_split(feats, labels_dev, target, C, cfg.beta, cfg.oss_distance, cfg.oss_normalize)
             clean_init = init_pools(clean_als, clean_oss, cfg.init_combine)
             clean = clean_init.copy()
+            if cfg.stop_after_init:  # the quick gating mode: the initial pools are the answer
+                left, recall = _truth_figures(clean, truth)
+                history.append(EpochRecord(T, "init", alpha_T, int(clean.sum()),
+                                           np.bincount(labels[clean], minlength=C).tolist(), float("nan"),
+                                           float("nan"), left, recall))
+                progress.advance(cfg.T3 - T, "stopped after pool initialisation (stop_after_init)")
+                break
         elif T >= cfg.stage2_start:
             sce_main, pred_main = sce_of(main)
             sce_alt, pred_alt = sce_of(altruistic)

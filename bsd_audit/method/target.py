@@ -35,6 +35,7 @@ class TargetEstimate:
     second_likely_target: int  # majority over epochs (ỹ_t')
     ce: np.ndarray  # per-sample CE of g_φ after warm-up
     sce: np.ndarray  # per-sample L_sce of g_φ after warm-up (the ALS scores)
+    fit_rank: np.ndarray | None = None  # per-sample mean rank of its loss over the window epochs (0 = fitted best)
     altruistic_state: dict = field(default_factory=dict)  # weights of g_φ after warm-up
     optimizer_state: dict = field(default_factory=dict)
     history: list = field(default_factory=list)  # per-epoch mean LGA objective
@@ -79,6 +80,8 @@ def detect_target(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, 
     E = cfg.altruistic_warmup_epochs
     window_start = E - max(1, int(round(cfg.loss_window * E)))
     ce_sum = torch.zeros(N, device=rt.device)
+    rank_sum = torch.zeros(N, device=rt.device)
+    epoch_ce = torch.zeros(N, device=rt.device)
     sce_sum = torch.zeros(N, device=rt.device)
     second_per_epoch, history = [], []
     for epoch in range(E):
@@ -90,16 +93,23 @@ def detect_target(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, 
             counts.add_(torch.bincount(logits.topk(2, dim=1).indices[:, 1], minlength=C))
             if in_window:
                 y = ds.labels[idx]
-                ce_sum.index_add_(0, idx, F.cross_entropy(logits.float(), y, reduction="none"))
+                ce = F.cross_entropy(logits.float(), y, reduction="none")
+                ce_sum.index_add_(0, idx, ce)
+                epoch_ce[idx] = ce
                 sce_sum.index_add_(0, idx, sce_loss(logits, y, cfg.sce_alpha, cfg.sce_beta, cfg.sce_log_clip))
 
         history.append(altruistic_epoch(model, opt, ds, norm, cfg, rt, gen, lga=True, on_batch=tally))
         second_per_epoch.append(int(counts.argmax()))
+        if in_window:
+            # Rank of each sample's loss within the epoch, averaged over the window: LGA makes raw
+            # losses swing from one epoch to the next, ranks are stable (the suspicion score, verdict.py)
+            rank_sum += torch.argsort(torch.argsort(epoch_ce)).float() / max(N - 1, 1)
         if progress is not None:
             progress.advance(1, f"LGA epoch {epoch + 1}/{E}: objective {history[-1]:.3f}")
     epochs_in_window = E - window_start
     ce = (ce_sum / epochs_in_window).cpu().numpy()
     sce = (sce_sum / epochs_in_window).cpu().numpy()
+    fit_rank = (rank_sum / epochs_in_window).cpu().numpy()
     labels = ds.labels.cpu().numpy()
     isolated, votes = lga_vote(ce, labels, C, cfg.isolation_share)
     target = int(np.argmax(votes))
@@ -107,7 +117,7 @@ def detect_target(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, 
     return TargetEstimate(
         target=target, votes=votes, confidence=float(votes[target] / votes.sum()), isolated=isolated,
         isolated_loss_mean=float(ce[isolated].mean()), loss_median=float(np.median(ce)),
-        second_likely_per_epoch=seconds, second_likely_target=majority(seconds, C), ce=ce, sce=sce,
+        second_likely_per_epoch=seconds, second_likely_target=majority(seconds, C), ce=ce, sce=sce, fit_rank=fit_rank,
         altruistic_state={k: v.detach().clone() for k, v in model.state_dict().items()},
         optimizer_state=opt.state_dict(), history=history,
     )

@@ -1,0 +1,142 @@
+"""Calibrate and check the attack-present verdict and the suspicious list (issue 8).
+
+Runs `split` on clean datasets (class subsets and sizes of a clean ImageFolder, and the bundled
+sample with its poison undone) and on poisoned benchmarks, then reports for each: the verdict, its
+score and inputs, and, where ground truth exists, the suspicious list's precision and recall.
+Finished splits in --work are reused, so thresholds can be re-examined without re-training:
+
+    python benchmarks/calibrate_verdict.py ../shared/data/cifar10 --work runs/calibrate
+
+About 3-4 minutes per dataset on a 2-core CPU with the cpu preset (12 datasets by default).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from bsd_audit.audit import split
+from bsd_audit.benchmark import build_benchmark
+from bsd_audit.config import parse_overrides, resolve_config
+from bsd_audit.verdict import evidence_from_artifact, attack_verdict
+
+# name: (classes (None = all), images per class, offset of the first image per class)
+CLEAN = {
+    "clean-c10-200": (None, 200, 250),
+    "clean-c5-400": (["airplane", "cat", "dog", "ship", "truck"], 400, 500),
+    "clean-c3-500": (["bird", "frog", "horse"], 500, 1000),
+    "clean-c6-300": (["automobile", "deer", "dog", "frog", "ship", "truck"], 300, 1500),
+}
+# name: (attack, rate, params)
+POISONED = {
+    "badnets-5": ("badnets", 0.05, {}),
+    "blended-5": ("blended", 0.05, {}),
+    "wanet-5": ("wanet", 0.05, {}),
+    "sig-5": ("sig", 0.05, {}),
+    "badnets-1": ("badnets", 0.01, {}),
+}
+
+
+def make_clean_subset(source: Path, out: Path, classes: list[str] | None, per_class: int, offset: int) -> None:
+    """Copy ``per_class`` images per class (by file name, from ``offset``) into an ImageFolder."""
+    if out.exists():
+        return
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    train = source / "train"
+    for name in classes or sorted(p.name for p in train.iterdir() if p.is_dir()):
+        files = sorted((train / name).iterdir())[offset:offset + per_class]
+        (tmp / name).mkdir(parents=True)
+        for f in files:
+            shutil.copy2(f, tmp / name / f.name)
+    tmp.rename(out)
+
+
+def unpoison_sample(sample: Path, out: Path) -> None:
+    """The bundled sample with every poisoned image replaced by its clean source under its own label."""
+    if out.exists():
+        return
+    manifest = json.loads((sample / "manifest.json").read_text())
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    for rel, label in manifest["original_labels"].items():
+        src = sample / "train" / rel
+        (tmp / label).mkdir(parents=True, exist_ok=True)
+        if rel in set(manifest["poisoned"]):
+            src = Path(manifest["source"]) / manifest["sources"][rel]
+        shutil.copy2(src, tmp / label / Path(rel).name)
+    tmp.rename(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("source", type=Path, help="clean ImageFolder with train/ (CIFAR-10 layout)")
+    ap.add_argument("--sample", type=Path, default=Path("sample_data"))
+    ap.add_argument("--work", type=Path, default=Path("runs/calibrate"))
+    ap.add_argument("--only", nargs="*", help="dataset names to run (default: all)")
+    ap.add_argument("--per-class", type=int, default=250, help="images per class of the poisoned benchmarks")
+    ap.add_argument("--preset", default="cpu")
+    ap.add_argument("--set", dest="sets", action="append", default=[])
+    args = ap.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    cfg = resolve_config(args.preset, parse_overrides(args.sets))
+    jobs = []  # (name, data root, manifest or None)
+    for name, (classes, n, offset) in CLEAN.items():
+        jobs.append((name, args.work / name, None, lambda o=args.work / name, c=classes, n=n, off=offset:
+                     make_clean_subset(args.source, o, c, n, off)))
+    if (args.sample / "manifest.json").exists():
+        jobs.append(("clean-sample", args.work / "clean-sample", None,
+                     lambda o=args.work / "clean-sample": unpoison_sample(args.sample, o)))
+    for name, (attack, rate, params) in POISONED.items():
+        bench = args.work / name
+
+        def build(b=bench, a=attack, r=rate, p=params):
+            if not (b / "manifest.json").exists():
+                build_benchmark(args.source, b, a, rate=r, per_class=args.per_class, test_per_class=10, seed=2,
+                                params=p, overwrite=True)
+        jobs.append((name, bench / "train", bench / "manifest.json", build))
+    rows = []
+    for name, data, manifest, prepare in jobs:
+        if args.only and name not in args.only:
+            continue
+        prepare()
+        art = args.work / f"{name}.h5"
+        wall = None
+        if not art.exists():
+            t0 = time.perf_counter()
+            split(data, art, cfg, truth_manifest=manifest)
+            wall = round(time.perf_counter() - t0, 1)
+        with h5py.File(art, "r") as f:
+            ev = evidence_from_artifact(f)
+            truth = f["truth/poisoned"][()] if "truth" in f else None
+        v = attack_verdict(ev)
+        row = {"dataset": name, "poisoned": manifest is not None, "verdict": v.verdict, "score": round(v.score, 3),
+               **{k: (round(x, 3) if isinstance(x, float) else x) for k, x in v.inputs.items()}}
+        if truth is not None:
+            flagged = v.suspicious
+            tp = int((flagged & truth).sum())
+            row["susp_n"] = int(flagged.sum())
+            row["susp_precision"] = round(tp / max(int(flagged.sum()), 1), 3)
+            row["susp_recall"] = round(tp / max(int(truth.sum()), 1), 3)
+        if wall is not None:
+            row["split_s"] = wall
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    print("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
+    for r in rows:
+        print("| " + " | ".join(str(r.get(c, "-")) for c in cols) + " |")
+    clean_rows = [r for r in rows if not r["poisoned"]]
+    bad_rows = [r for r in rows if r["poisoned"]]
+    print(f"\nfalse alarms: {sum(r['verdict'] != 'clean' for r in clean_rows)} of {len(clean_rows)} clean; "
+          f"misses: {sum(r['verdict'] != 'poisoned' for r in bad_rows)} of {len(bad_rows)} poisoned")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""Is there a backdoor at all, and which few samples carry it? (Not in the paper: BSD always names
+a target and always leaves ~40 % of the data in its poison pool, even on a clean dataset.)
+
+The evidence is the altruistic warm-up's, which both `detect-target` and `split` compute:
+
+- ``fit_rank``: each sample's loss rank within its warm-up epoch (0 = fitted best), averaged over
+  the loss window, read on a logit scale so that differences near 0 are not squeezed.
+- A trigger is a shortcut: the altruistic model fits poisoned samples far better than honest
+  samples of the same label, so the target class gets a *long lower tail*: a group well below the
+  class's own median. Classes also differ in difficulty, but an easy class is shifted as a whole,
+  not stretched. Per class c, the lower spread s_c = median − 5 % quantile of its logit fit ranks.
+- The score is s_t / (median of s_c over the other classes): about 1 when the target class is shaped
+  like the honest ones, about 2.5-3 when a trigger group sits under it (figures in docs/decisions.md).
+
+Verdict: ``poisoned`` when the score ≥ POISONED_SCORE, ``clean`` below CLEAN_SCORE, else
+``inconclusive``. The suspicious list (only when the verdict is not ``clean``): the target-class
+samples more than LIST_DEPTH honest spreads below the class median. Thresholds were calibrated with
+benchmarks/calibrate_verdict.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+POISONED_SCORE = 2.0
+CLEAN_SCORE = 1.6
+LIST_DEPTH = 0.7  # in honest lower spreads below the target's median (0.5 lists more, 1.0 fewer)
+TAIL_QUANTILE = 0.05
+
+
+@dataclass
+class Evidence:
+    labels: np.ndarray
+    target: int  # the label the split used (ỹ_t or the user's)
+    fit_rank: np.ndarray
+    vote_share: float
+    estimates_agree: bool
+    loss_gap: float
+    indicator: np.ndarray | None = None  # I at the end of split (high = clean), when available
+
+
+@dataclass
+class Verdict:
+    verdict: str  # poisoned | clean | inconclusive
+    score: float  # the margin D_t − max_{c≠t} D_c
+    inputs: dict  # every number the decision used or reports, JSON-able
+    suspicion: np.ndarray  # per sample, high = suspicious: 1 − fit_rank inside D_t, 0 elsewhere
+    suspicious: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))  # the list, as a mask
+
+    @property
+    def reason(self) -> str:
+        n = int(self.suspicious.sum())
+        tail = f"the target class's lower tail reaches {self.score:.1f}x as far as an honest class's"
+        if self.verdict == "poisoned":
+            return (f"{tail}: a group of its samples is fitted like a trigger shortcut ({n} listed as suspicious).")
+        if self.verdict == "clean":
+            return f"No class stands out: {tail} (poisoned above {POISONED_SCORE:g}x)."
+        return f"Weak evidence: {tail}. Inspect the {n} suspicious samples before trusting this data."
+
+    def summary(self) -> dict:
+        """The JSON-able view printed by the commands and stored in the artifacts."""
+        n = len(self.suspicion)
+        return {"verdict": self.verdict, "score": round(self.score, 4), "reason": self.reason,
+                "suspicious_count": int(self.suspicious.sum()),
+                "suspicious_share": round(float(self.suspicious.sum()) / n, 4) if n else 0.0, "inputs": self.inputs}
+
+
+def logit_ranks(fit_rank: np.ndarray) -> np.ndarray:
+    r = np.clip(fit_rank, 1e-4, 1 - 1e-4)
+    return np.log(r / (1 - r))
+
+
+def lower_spread(values: np.ndarray) -> float:
+    """Median minus the TAIL_QUANTILE quantile: how far the class's lower tail reaches."""
+    if len(values) < 2:
+        return 0.0
+    return float(np.median(values) - np.quantile(values, TAIL_QUANTILE))
+
+
+def attack_verdict(ev: Evidence) -> Verdict:
+    labels, t = ev.labels, ev.target
+    lg = logit_ranks(ev.fit_rank)
+    spreads = {int(c): lower_spread(lg[labels == c]) for c in np.unique(labels)}
+    s_t = spreads.get(t, 0.0)
+    others = [v for c, v in spreads.items() if c != t]
+    honest = float(np.median(others)) if others else 0.0
+    score = s_t / honest if honest > 0 else 0.0
+    verdict = "poisoned" if score >= POISONED_SCORE else ("clean" if score < CLEAN_SCORE else "inconclusive")
+    in_t = labels == t
+    suspicion = np.where(in_t, 1.0 - ev.fit_rank, 0.0)
+    if verdict != "clean" and in_t.any():
+        line = float(np.median(lg[in_t])) - LIST_DEPTH * honest
+        suspicious = in_t & (lg < line)
+    else:
+        suspicious = np.zeros(len(labels), dtype=bool)
+    n_t = int(in_t.sum())
+    inputs = {
+        "target_lower_spread": round(s_t, 4), "honest_lower_spread": round(honest, 4),
+        "widest_class": int(max(spreads, key=spreads.get)), "target_size": n_t,
+        "vote_share": round(float(ev.vote_share), 4), "estimates_agree": bool(ev.estimates_agree),
+        "loss_gap": round(float(ev.loss_gap), 4),
+        "poisoned_score": POISONED_SCORE, "clean_score": CLEAN_SCORE, "list_depth": LIST_DEPTH,
+    }
+    if ev.indicator is not None and suspicious.any() and (in_t & ~suspicious).any():
+        # reported, not decided on: how much lower I is on the list than on the rest of D_t
+        inputs["indicator_gap"] = round(float(np.nanmedian(ev.indicator[in_t & ~suspicious])
+                                              - np.nanmedian(ev.indicator[suspicious])), 4)
+    return Verdict(verdict, float(score), inputs, suspicion, suspicious)
+
+
+def evidence_from_artifact(f) -> Evidence:
+    """The evidence stored in a detect-target or split artifact (an open h5py.File)."""
+    t = f["target"]
+    indicator = f["scores/indicator"][()] if "scores/indicator" in f else None
+    if "scores/fit_rank" in f:
+        fit_rank = f["scores/fit_rank"][()]
+    else:  # an artifact from before fit_rank was stored: rank the end-of-warm-up losses instead
+        ce = f["scores/lga_ce"][()]
+        fit_rank = np.argsort(np.argsort(ce, kind="stable")) / max(len(ce) - 1, 1)
+    return Evidence(labels=f["samples/label"][()], target=int(t.attrs["target"]), fit_rank=fit_rank,
+                    vote_share=float(t.attrs["confidence"]), estimates_agree=bool(t.attrs["agree"]),
+                    loss_gap=float(t.attrs["loss_gap"]), indicator=indicator)

@@ -1,0 +1,82 @@
+"""`split` as a CI gate: documented exit codes for the verdict and the user's thresholds, one stable
+JSON summary on stdout, and a quick initialisation-only mode."""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from bsd_audit.cli import app
+from bsd_audit.errors import EXIT_INCONCLUSIVE, EXIT_OK, EXIT_POISON
+from conftest import TINY_OVERRIDES
+
+runner = CliRunner()
+SETS = [a for k, v in TINY_OVERRIDES.items() for a in ("--set", f"{k}={v}")]
+
+# The JSON summary's documented top-level fields (README, "JSON summary"): a CI job may rely on them.
+DOCUMENTED = {"command", "artifact", "num_samples", "classes", "fingerprint", "device", "target", "target_name",
+              "source", "lga_target", "lga_target_name", "votes", "confidence", "second_likely_target",
+              "second_likely_name", "agree", "loss_gap", "clean_size", "poison_size", "clean_share",
+              "clean_per_class", "verdict", "gate", "wall_time_s"}
+VERDICT_FIELDS = {"verdict", "score", "reason", "suspicious_count", "suspicious_share", "inputs"}
+
+
+@pytest.fixture(scope="module")
+def gated(tmp_path_factory, request):
+    """One init-only split of the tiny poisoned set per gate option list, keyed by the options."""
+    from conftest import make_tiny_poisoned
+    base = tmp_path_factory.mktemp("gate")
+    data = base / "data"
+    make_tiny_poisoned(data)
+    cache = {}
+
+    def run(*options):
+        if options not in cache:
+            out = base / f"s{len(cache)}.h5"
+            r = runner.invoke(app, ["split", str(data), "--out", str(out), "--json", "--init-only", *options, *SETS])
+            cache[options] = (r, out)
+        return cache[options]
+    return run
+
+
+def test_json_summary_has_every_documented_field(gated):
+    r, _ = gated()
+    assert r.exit_code == EXIT_OK, r.output
+    s = json.loads(r.stdout)  # stdout holds exactly one JSON document
+    assert DOCUMENTED <= set(s)
+    assert VERDICT_FIELDS <= set(s["verdict"])
+    assert s["verdict"]["verdict"] in ("poisoned", "clean", "inconclusive")
+    assert s["gate"] == {"exit_code": 0, "reasons": [], "fail_on_verdict": False, "fail_on_confidence": None,
+                         "fail_on_flagged": None}
+
+
+def test_thresholds_map_to_exit_code_1(gated):
+    r, _ = gated("--fail-on-confidence", "0")  # any vote share is >= 0
+    assert r.exit_code == EXIT_POISON and json.loads(r.stdout)["gate"]["exit_code"] == EXIT_POISON
+    assert "--fail-on-confidence" in json.loads(r.stdout)["gate"]["reasons"][0]
+    r, _ = gated("--fail-on-confidence", "1.01")  # no vote share can reach it
+    assert r.exit_code == EXIT_OK
+    r, _ = gated("--fail-on-flagged", "1.0")
+    assert r.exit_code == EXIT_OK
+
+
+def test_verdict_gate_follows_the_verdict(gated):
+    r, _ = gated("--fail-on-verdict")
+    s = json.loads(r.stdout)
+    expected = {"poisoned": EXIT_POISON, "inconclusive": EXIT_INCONCLUSIVE, "clean": EXIT_OK}[s["verdict"]["verdict"]]
+    assert r.exit_code == expected == s["gate"]["exit_code"]
+
+
+def test_init_only_stops_after_pool_initialisation(gated):
+    r, out = gated()
+    with h5py.File(out) as f:
+        assert len(f["history/epoch"]) == TINY_OVERRIDES["T1"] + 1
+        assert np.isnan(f["scores/indicator"][()]).all()
+        assert np.array_equal(f["pools/clean"][()], f["pools/clean_init"][()])
+        assert json.loads(f.attrs["config"])["stop_after_init"] is True
+        assert f["verdict"].attrs["verdict"] == json.loads(r.stdout)["verdict"]["verdict"]
+        assert len(f["scores/suspicion"]) == 120
