@@ -38,11 +38,17 @@ def main() -> None:
     ap.add_argument("--preset", default="cpu")
     ap.add_argument("--set", dest="sets", action="append", default=[], help="config override FIELD=VALUE")
     ap.add_argument("--mode", default="mixmatch", help="train-clean mode for the purified model")
+    ap.add_argument("--train-set", dest="train_sets", action="append", default=None,
+                    help="config override for the baseline and the purified model only (default: aug_flip=false; "
+                         "a flip moves a corner trigger to the other corner, and at 2,500 images the baseline then "
+                         "never learns it: ASR 4 %% with flips, 98 %% without, on BadNets 5 %%)")
     ap.add_argument("--seed", type=int, default=1, help="benchmark seed (the audit uses the config's seed)")
     ap.add_argument("--work", type=Path, default=Path("runs/purify"))
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     cfg = resolve_config(args.preset, parse_overrides(args.sets))
+    train_overrides = parse_overrides(args.sets + (["aug_flip=false"] if args.train_sets is None else args.train_sets))
+    train_cfg = resolve_config(args.preset, train_overrides)
     rows = []
     for attack in args.attacks:
         bench = args.work / attack
@@ -55,9 +61,9 @@ def main() -> None:
         if not split_h5.exists():
             _, times["split_s"] = _timed(split, bench / "train", split_h5, cfg, truth_manifest=manifest)
         if not base_h5.exists():
-            _, times["baseline_s"] = _timed(train_clean, bench / "train", base_h5, cfg, None, "baseline")
+            _, times["baseline_s"] = _timed(train_clean, bench / "train", base_h5, train_cfg, None, "baseline")
         if not pur_h5.exists():
-            _, times["purify_s"] = _timed(train_clean, bench / "train", pur_h5, cfg, split_h5, args.mode)
+            _, times["purify_s"] = _timed(train_clean, bench / "train", pur_h5, train_cfg, split_h5, args.mode)
         m = evaluate(pur_h5, bench / "test", bench / "test_triggered", base_h5, manifest, split_h5)
         b = m["baseline"]
         row = {"attack": attack, "n": m["split_quality"]["num_poisoned"], "base_ca": b["ca"], "base_asr": b["asr"],

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-POISONED_SCORE = 2.0
-CLEAN_SCORE = 1.6
+POISONED_SCORE = 2.3
+CLEAN_SCORE = 2.0
 LIST_DEPTH = 0.7  # in honest lower spreads below the target's median (0.5 lists more, 1.0 fewer)
 TAIL_QUANTILE = 0.05
 
