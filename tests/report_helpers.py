@@ -23,8 +23,9 @@ from conftest import make_tiny_poisoned
 
 
 def make_split_artifact(base: Path, classes=("ant", "bee", "cat"), target="cat", per_class=12, n_poison=6,
-                        with_truth=True, seed=0) -> tuple[Path, Path, np.ndarray]:
-    """(artifact, data root, truth mask) under ``base``."""
+                        with_truth=True, seed=0, with_verdict=False) -> tuple[Path, Path, np.ndarray]:
+    """(artifact, data root, truth mask) under ``base``. ``with_verdict`` adds a /verdict computed by
+    verdict.py from made-up fit ranks (the poisoned samples fitted best)."""
     root = base / "data"
     make_tiny_poisoned(root, classes=classes, per_class=per_class, n_poison=n_poison, target=target, seed=seed)
     ds = load_imagefolder(root, image_size=16, workers=1)
@@ -52,7 +53,13 @@ def make_split_artifact(base: Path, classes=("ant", "bee", "cat"), target="cat",
     cfg = resolve_config("cpu", {"device": "cpu"})
     summary = {"command": "split", "target_name": target, "num_samples": n}
     artifact = base / "split.h5"
-    write_split_artifact(artifact, res, est, "lga", ds, cfg, "cpu", truth if with_truth else None, summary)
+    verdict = None
+    if with_verdict:
+        from bsd_audit.verdict import Evidence, attack_verdict
+        fit = np.where(truth, rng.uniform(0.001, 0.01, n), rng.uniform(0.2, 0.9, n))
+        est.fit_rank = fit
+        verdict = attack_verdict(Evidence(labels, t, fit, 0.8, True, 1.0))
+    write_split_artifact(artifact, res, est, "lga", ds, cfg, "cpu", truth if with_truth else None, summary, verdict)
     return artifact, root, truth
 
 

@@ -8,6 +8,7 @@ import csv
 import io
 import json
 
+import h5py
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -18,7 +19,7 @@ from bsd_audit.report.ranking import rank_samples, suspicion_scores
 from report_helpers import copy_with, make_split_artifact
 
 runner = CliRunner()
-COLUMNS = ["rank", "index", "path", "label", "pool", "oss", "als", "indicator", "suspicion"]
+COLUMNS = ["rank", "index", "path", "label", "pool", "suspicious", "oss", "als", "indicator", "suspicion"]
 
 
 @pytest.fixture(scope="module")
@@ -134,3 +135,20 @@ def test_stored_suspicion_wins_and_nan_indicator_falls_back_to_als(split, tmp_pa
     data = read_split_artifact(copy_with(artifact, tmp_path / "noI.h5", no_indicator))
     sus, source = suspicion_scores(data)
     assert np.allclose(sus, -data.scores["als"]) and "ALS" in source
+
+
+def test_the_suspicious_list_comes_first_and_is_marked(tmp_path):
+    from report_helpers import make_split_artifact
+    artifact, _, truth = make_split_artifact(tmp_path, with_verdict=True)
+    with h5py.File(artifact) as f:
+        listed = set(f["verdict/suspicious_index"][()].tolist())
+        assert f["verdict"].attrs["verdict"] in ("poisoned", "inconclusive")
+    assert listed  # the made-up trigger group is listed
+    r = runner.invoke(app, ["export", str(artifact), "--format", "json"])
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.stdout)["rows"]
+    head = rows[:len(listed)]
+    assert {row["index"] for row in head} == listed and all(row["suspicious"] for row in head)
+    assert not any(row["suspicious"] for row in rows[len(listed):])
+    s = [row["suspicion"] for row in head]
+    assert s == sorted(s, reverse=True)

@@ -41,6 +41,7 @@ class SplitData:
     suspicion: np.ndarray | None = None  # /scores/suspicion when the artifact has one: high = suspicious
     truth: np.ndarray | None = None  # /truth/poisoned (benchmarks only)
     verdict: dict[str, Any] | None = None  # /verdict attributes when the artifact has them
+    suspicious: np.ndarray | None = None  # bool mask of /verdict/suspicious_index (the suspicious list)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -104,6 +105,13 @@ def read_split_artifact(path: Path) -> SplitData:
                 data.truth = _per_sample(f, "truth/poisoned", n).astype(bool)
             if "verdict" in f:
                 data.verdict = {k: _py(v) for k, v in f["verdict"].attrs.items()}
+                if "verdict/suspicious_index" in f:
+                    idx = np.asarray(f["verdict/suspicious_index"][()], dtype=np.int64)
+                    if len(idx) and (idx.min() < 0 or idx.max() >= n):
+                        raise BadInputError(f"{path}: /verdict/suspicious_index points outside the {n} samples. "
+                                            "The file is damaged; re-run split.")
+                    data.suspicious = np.zeros(n, dtype=bool)
+                    data.suspicious[idx] = True
             return data
         except KeyError as exc:
             raise BadInputError(f"{path}: incomplete split artifact (missing {exc}). Re-run split.") from exc

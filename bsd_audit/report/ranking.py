@@ -3,9 +3,10 @@
 This module is the one place that decides what "suspicious" means for export and report; both read
 the order from ``rank_samples`` and the score from ``suspicion_scores``.
 
-Order: the poison pool first, then the clean pool; within each pool by the suspicion score, highest
-first; ties (and equal scores) by sample index, so the order is deterministic. A sample whose
-suspicion is NaN goes last in its pool.
+Order: the suspicious list first (verdict.py: the target-class samples that look like a trigger
+shortcut), then the rest of the poison pool, then the clean pool; within each group by the suspicion
+score, highest first; ties by sample index, so the order is deterministic. A sample whose suspicion
+is NaN goes last in its group.
 
 The suspicion score (high = suspicious):
   * ``/scores/suspicion`` when the artifact has it (one finite-or-NaN value per sample, high =
@@ -50,6 +51,7 @@ class Row:
     als: float
     indicator: float
     suspicion: float  # high = suspicious
+    suspicious: bool = False  # on the verdict's suspicious list
     poisoned: bool | None = None  # ground truth, None when the artifact holds none
 
 
@@ -66,7 +68,7 @@ class RankedTable:
 
     @property
     def columns(self) -> list[str]:
-        cols = ["rank", "index", "path", "label", "pool", "oss", "als", "indicator", "suspicion"]
+        cols = ["rank", "index", "path", "label", "pool", "suspicious", "oss", "als", "indicator", "suspicion"]
         return cols + ["poisoned"] if self.has_truth else cols
 
     def filtered(self, classes: list[str] | None = None, top: int | None = None) -> "RankedTable":
@@ -77,24 +79,27 @@ class RankedTable:
         return RankedTable(self.artifact, self.target, self.num_samples, self.has_truth, self.suspicion_source, rows)
 
 
-def ranking_order(clean: np.ndarray, suspicion: np.ndarray) -> np.ndarray:
-    """Sample indices: poison pool first, then by suspicion (high first, NaN last), then by index."""
+def ranking_order(clean: np.ndarray, suspicion: np.ndarray, suspicious: np.ndarray | None = None) -> np.ndarray:
+    """Sample indices: the suspicious list, the rest of the poison pool, the clean pool; within each
+    by suspicion (high first, NaN last), then by index."""
     idx = np.arange(len(clean))
     nan = np.isnan(suspicion)
     key = np.where(nan, 0.0, -suspicion)
+    listed = np.zeros(len(clean), dtype=bool) if suspicious is None else suspicious
     # np.lexsort sorts by the last key first
-    return np.lexsort((idx, key, nan, clean.astype(np.int8)))
+    return np.lexsort((idx, key, nan, clean.astype(np.int8), ~listed))
 
 
 def rank_samples(data: SplitData) -> RankedTable:
     """Every sample of the split in the reviewer's order (see the module docstring)."""
     suspicion, source = suspicion_scores(data)
-    order = ranking_order(data.clean, suspicion)
+    order = ranking_order(data.clean, suspicion, data.suspicious)
     s = data.scores
     rows = [
         Row(rank=r, index=int(i), path=data.paths[i], label=data.classes[data.labels[i]],
             pool="clean" if data.clean[i] else "poison", oss=float(s["oss"][i]), als=float(s["als"][i]),
             indicator=float(s["indicator"][i]), suspicion=float(suspicion[i]),
+            suspicious=bool(data.suspicious is not None and data.suspicious[i]),
             poisoned=None if data.truth is None else bool(data.truth[i]))
         for r, i in enumerate(order, start=1)
     ]

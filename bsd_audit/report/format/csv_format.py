@@ -1,8 +1,8 @@
 """CSV: a header row, then one row per sample, most suspicious first.
 
-Columns: rank, index, path, label, pool, oss, als, indicator, suspicion, and poisoned (true/false)
-when the artifact holds ground truth. A score the sample does not have (OSS outside the target
-class) is an empty cell.
+Columns: rank, index, path, label, pool, suspicious (on the verdict's list), oss, als, indicator,
+suspicion, and poisoned (true/false) when the artifact holds ground truth. A score the sample does
+not have (OSS outside the target class) is an empty cell.
 """
 
 from __future__ import annotations
