@@ -144,6 +144,10 @@ def detect_target_cmd(
     preset: str = PresetOpt, config_file: Optional[Path] = ConfigOpt, sets: Optional[List[str]] = SetOpt,
     seed: Optional[int] = SeedOpt, device: Optional[str] = DeviceOpt,
     strict: bool = typer.Option(False, "--strict", help="Exit 4 when the LGA vote and the second-likely estimate disagree."),
+    fail_on_verdict: bool = typer.Option(False, "--fail-on-verdict", help="Exit 1 when the verdict is 'poisoned', "
+                                         "6 when it is 'inconclusive' (the quickest gate: the warm-up alone)."),
+    fail_on_confidence: Optional[float] = typer.Option(None, "--fail-on-confidence", help="Exit 1 when the LGA "
+                                                       "vote share of the target is at least this (0-1)."),
     as_json: bool = JsonOpt, quiet: bool = QuietOpt,
 ) -> None:
     """Estimate the attack's target label: altruistic warm-up with LGA, vote of the lowest-loss samples,
@@ -155,13 +159,20 @@ def detect_target_cmd(
         _print_config(cfg, quiet or as_json)
         reporter = Progress() if quiet or as_json else RichProgressReporter(err)
         s = audit.detect(data, out, cfg, reporter)
+        s["gate"] = gate = _gate(s, fail_on_verdict, fail_on_confidence, None)
         if as_json:
             print(json.dumps(s, sort_keys=True))
         elif not quiet:
             err.print(_target_table(s))
+            v = s["verdict"]
+            err.print(f"verdict: [bold]{v['verdict']}[/bold]: {escape(v['reason'])}")
             err.print(f"wrote {out} in {s['wall_time_s']:.0f} s")
         _warn_disagree(s, quiet or as_json)
-        return EXIT_TARGET_DISAGREE if strict and not s["agree"] else EXIT_OK
+        for reason in gate["reasons"]:
+            err.print(f"[bold red]gate:[/bold red] {escape(reason)}")
+        if strict and not s["agree"]:
+            return EXIT_TARGET_DISAGREE
+        return gate["exit_code"]
 
     _run(body)
 

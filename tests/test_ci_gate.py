@@ -80,3 +80,15 @@ def test_init_only_stops_after_pool_initialisation(gated):
         assert json.loads(f.attrs["config"])["stop_after_init"] is True
         assert f["verdict"].attrs["verdict"] == json.loads(r.stdout)["verdict"]["verdict"]
         assert len(f["scores/suspicion"]) == 120
+
+
+def test_detect_target_gates_on_the_verdict_too(tiny_poisoned, tmp_path):
+    data, _, _ = tiny_poisoned
+    r = runner.invoke(app, ["detect-target", str(data), "--out", str(tmp_path / "t.h5"), "--json",
+                            "--fail-on-verdict", *SETS])
+    s = json.loads(r.stdout)
+    assert VERDICT_FIELDS <= set(s["verdict"])
+    expected = {"poisoned": EXIT_POISON, "inconclusive": EXIT_INCONCLUSIVE, "clean": EXIT_OK}[s["verdict"]["verdict"]]
+    assert r.exit_code == expected == s["gate"]["exit_code"]
+    with h5py.File(tmp_path / "t.h5") as f:
+        assert f["verdict"].attrs["verdict"] == s["verdict"]["verdict"] and "fit_rank" in f["scores"]
