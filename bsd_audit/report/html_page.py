@@ -46,7 +46,7 @@ tr.hl td{font-weight:700;background:#fff4e6}
  image-rendering:crisp-edges;background:#eee}
 .cell .path{word-break:break-all;color:#333} .cell .sc{color:#555;font-variant-numeric:tabular-nums}
 .badge{display:inline-block;border-radius:3px;padding:0 4px;font-weight:700;color:#fff;font-size:10px}
-.badge.gt-poison{background:#c92a2a} .badge.gt-clean{background:#2b8a3e}
+.badge.gt-poison{background:#c92a2a} .badge.gt-clean{background:#2b8a3e} .badge.listed{background:#e67700}
 .note{color:#555;font-size:13px;line-height:1.5;max-width:900px}
 """
 
@@ -106,6 +106,8 @@ def _cell(row: Row, uri: str) -> str:
     if row.poisoned is not None:
         badge = (' <span class="badge gt-poison" title="ground truth">GT poisoned</span>' if row.poisoned
                  else ' <span class="badge gt-clean" title="ground truth">GT clean</span>')
+    if row.suspicious:
+        badge = ' <span class="badge listed" title="on the verdict\'s suspicious list">suspicious</span>' + badge
     oss = "" if not np.isfinite(row.oss) else f" · OSS {_f(row.oss)}"
     return (f'<figure class="cell {row.pool}"><img src="{uri}" width="{THUMB_PX}" height="{THUMB_PX}" '
             f'alt="{escape(row.path)}"><figcaption><b>#{row.rank}</b>{badge}'
@@ -148,8 +150,9 @@ def render_report(data: SplitData, table: RankedTable, thumbs: dict[int, str]) -
 scores: the backdoor-prone altruistic model fits them first (low ALS), and the main model, which never
 learned the trigger, finds them hard (low I).</p>
 <h2>The {len(table.rows)} most suspicious images</h2>
-<p class="note">Order: poison pool first, then by suspicion ({escape(table.suspicion_source)}), most
-suspicious first. Rank #k is the sample's place in the full ranking (<code>bsd-audit export</code>
+<p class="note">Order: the verdict's suspicious list first, then the rest of the poison pool, each by
+suspicion ({escape(table.suspicion_source)}), most suspicious first. Rank #k is the sample's place in
+the full ranking (<code>bsd-audit export</code>
 lists all {n:,}). Thumbnails are the original files enlarged without smoothing.</p>
 <div class="grid">{cells}</div>
 </main></body></html>
