@@ -5,7 +5,6 @@ checkpoint; a checkpoint of other data, settings or options is refused, and --no
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -14,8 +13,6 @@ import sys
 import time
 from pathlib import Path
 
-import h5py
-import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -24,12 +21,10 @@ from bsd_audit.cli import app
 from bsd_audit.config import resolve_config
 from bsd_audit.errors import EXIT_BAD_INPUT, BadInputError
 from bsd_audit.io.artifacts import open_artifact
-from conftest import TINY_OVERRIDES, make_tiny_poisoned
+from conftest import make_tiny_poisoned
+from resume_helpers import OVERRIDES, SETS, assert_same_split, checkpoint_attrs
 
 REPO = Path(__file__).resolve().parents[1]
-# one thread: on a busy 2-core machine two threads make the tiny runs many times slower
-OVERRIDES = {**TINY_OVERRIDES, "threads": 1}
-SETS = [a for k, v in OVERRIDES.items() for a in ("--set", f"{k}={v}")]
 runner = CliRunner()
 
 
@@ -45,22 +40,6 @@ def tiny(tmp_path_factory):
     return {"data": data, "manifest": manifest, "straight": straight, "base": base}
 
 
-def _datasets(path: Path) -> dict[str, np.ndarray]:
-    """Every dataset of an artifact: pools, scores, history, target, weights, samples."""
-    out = {}
-    with h5py.File(path) as f:
-        f.visititems(lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
-    return out
-
-
-def assert_same_split(a: Path, b: Path) -> None:
-    da, db = _datasets(a), _datasets(b)
-    assert da.keys() == db.keys()
-    assert any(k.startswith("weights/main/") for k in da) and "pools/clean" in da and "scores/indicator" in da
-    differ = [k for k in da if not np.array_equal(da[k], db[k], equal_nan=da[k].dtype.kind == "f")]
-    assert not differ, f"{len(differ)} dataset(s) differ, first: {differ[:5]}"
-
-
 class _Interrupt(Exception):
     pass
 
@@ -70,11 +49,6 @@ def _stop_at(phase: str, epoch: int):
         if (p, e) == (phase, epoch):
             raise _Interrupt  # as a kill right after this epoch's checkpoint reached the disk
     return hook
-
-
-def _ckpt_attrs(path: Path) -> dict:
-    with h5py.File(path) as f:
-        return {"epoch": int(f.attrs["epoch"]), "phase": json.loads(f.attrs["meta"])["phase"]}
 
 
 # TINY_OVERRIDES: 6 warm-up epochs; BSD epochs 0-2 main warm-up, 3 MixMatch on the initial pools,
@@ -94,7 +68,7 @@ def test_interrupted_split_resumes_to_the_same_result(tiny, tmp_path, phase, epo
         audit.split(tiny["data"], out, cfg, truth_manifest=tiny["manifest"], after_epoch=_stop_at(phase, epoch))
     ckpt = audit.checkpoint_path(out)
     assert not out.exists() and ckpt.exists()
-    assert _ckpt_attrs(ckpt) == {"phase": phase, "epoch": epoch + 1}
+    assert checkpoint_attrs(ckpt) == {"phase": phase, "epoch": epoch + 1}
     s = audit.split(tiny["data"], out, cfg, truth_manifest=tiny["manifest"])
     assert s["resumed_from"] == {"phase": phase, "epoch": epoch + 1, "settings_changed": {}}
     assert_same_split(tiny["straight"], out)
@@ -142,7 +116,7 @@ def test_sigkill_mid_run_then_resume(tiny, tmp_path):
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and proc.poll() is None:
             if ckpt.exists():
-                seen = _ckpt_attrs(ckpt)  # written atomically: whatever is at the path is complete
+                seen = checkpoint_attrs(ckpt)  # written atomically: whatever is at the path is complete
                 if seen["phase"] == "bsd" and seen["epoch"] >= 2:
                     break
             time.sleep(0.05)
@@ -155,7 +129,7 @@ def test_sigkill_mid_run_then_resume(tiny, tmp_path):
             proc.wait()
     assert proc.returncode == -signal.SIGKILL
     assert not out.exists()
-    left = _ckpt_attrs(ckpt)
+    left = checkpoint_attrs(ckpt)
     assert left["phase"] == "bsd" and 2 <= left["epoch"] < OVERRIDES["T3"]
     with open_artifact(ckpt, "checkpoint") as f:  # a whole, valid file: it opens and its header checks out
         assert "weights/main" in f and "optimizer/mixmatch" in f and "arrays/estimate.sce" in f
