@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import h5py
 import pytest
 from typer.testing import CliRunner
 
@@ -161,6 +162,17 @@ def test_checkpoint_of_other_settings_or_options_is_refused(tiny, tmp_path):
     with pytest.raises(BadInputError, match=r"checkpoint of another run \(truth differ"):
         audit.split(tiny["data"], out, cfg, truth_manifest=tiny["manifest"])
     assert ckpt.read_bytes() == before and not out.exists()  # a refusal touches nothing
+
+
+def test_checkpoint_of_another_kind_of_device_is_refused(tiny, tmp_path):
+    """A GPU run's generator state cannot continue on the CPU (nor the other way): refused by name."""
+    cfg = resolve_config("cpu", OVERRIDES)
+    out = tmp_path / "s.h5"
+    ckpt = _interrupted(tiny, out, cfg)
+    with h5py.File(ckpt, "a") as f:
+        f.attrs["device"] = "cuda:0 (NVIDIA H100 80GB HBM3)"
+    with pytest.raises(BadInputError, match=r"s\.ckpt\.h5: checkpoint made on cuda:0 .*this run is on cpu.*--no-resume"):
+        audit.split(tiny["data"], out, cfg)
 
 
 def test_checkpoint_of_other_data_is_refused_through_the_cli(tiny, tmp_path):

@@ -56,7 +56,7 @@ def train_model(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, mo
     history: list[dict] = []
     start = 0
     if resume and checkpoint is not None and Path(checkpoint).exists():
-        ck = load_checkpoint(checkpoint, cfg, ds, identity)
+        ck = load_checkpoint(checkpoint, cfg, ds, identity, rt.describe())
         model.load_state_dict(ck.models["model"])
         restore_optimizer(opt, ck.optimizers["model"], getattr(cfg, lr_field))
         gen.set_state(ck.torch_rng)

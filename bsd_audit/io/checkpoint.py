@@ -67,9 +67,15 @@ def save_checkpoint(path: Path, ckpt: Checkpoint, cfg, ds, device: str) -> None:
                 arrays.create_dataset(name, data=np.asarray(value))
 
 
-def load_checkpoint(path: Path, cfg, ds, identity: dict) -> Checkpoint:
+def _device_kind(device: str) -> str:
+    """"cuda:0 (NVIDIA H100)" -> "cuda", "cpu (2 threads)" -> "cpu"."""
+    return device.split(" ")[0].split(":")[0]
+
+
+def load_checkpoint(path: Path, cfg, ds, identity: dict, device: str) -> Checkpoint:
     """Read a checkpoint and refuse it unless it belongs to this run: same data, same config
-    (the seed included; learning rates excepted) and same identity."""
+    (the seed included; learning rates excepted), same identity and the same kind of device (a
+    generator's state does not carry over from a GPU to the CPU, or back)."""
     try:
         f = open_artifact(path, "checkpoint")
     except BadInputError as exc:  # not this tool's checkpoint, or damaged: say how to get past it
@@ -84,6 +90,9 @@ def load_checkpoint(path: Path, cfg, ds, identity: dict) -> Checkpoint:
             if [k for k in differ if k not in RESUME_MAY_CHANGE]:
                 raise BadInputError(f"{path}: checkpoint made with other settings ({', '.join(differ)} differ). "
                                     f"Resume with the same preset and overrides. {_FIX}")
+            if _device_kind(str(f.attrs["device"])) != _device_kind(device):
+                raise BadInputError(f"{path}: checkpoint made on {f.attrs['device']}, this run is on {device}. "
+                                    f"Resume on the same kind of device (--device). {_FIX}")
             stored_id = json.loads(f.attrs["identity"])
             if stored_id != identity:
                 changed = sorted(k for k in set(stored_id) | set(identity) if stored_id.get(k) != identity.get(k))

@@ -88,7 +88,7 @@ class SplitCheckpoints:
         settings or options (BadInputError naming the file); restores both generators."""
         if not self.path.exists():
             return None
-        ck = load_checkpoint(self.path, self.cfg, self.ds, self.identity)
+        ck = load_checkpoint(self.path, self.cfg, self.ds, self.identity, self.device)
         try:
             state = self._state_of(ck)
         except (KeyError, TypeError, ValueError) as exc:
