@@ -9,6 +9,8 @@ The CLI parses options and formats output; everything it runs is here, callable 
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -21,7 +23,8 @@ from .config import Config
 from .data import ImageDataset, Normalizer, load_imagefolder
 from .engine.progress import Progress
 from .engine.runtime import Runtime, make_runtime, seed_everything
-from .errors import BadInputError
+from .errors import BadInputError, TrainingDivergedError
+from .io.checkpoint import describe_checkpoint
 from .io.results import read_target_artifact, write_split_artifact, write_target_artifact
 from .method.bsd import run_bsd
 from .metrics import split_quality
@@ -107,33 +110,63 @@ def load_truth(manifest: Path, ds: ImageDataset) -> np.ndarray:
     return truth
 
 
+def checkpoint_path(out: Path) -> Path:
+    """Where split and train-clean keep their per-epoch checkpoint: beside the output file."""
+    out = Path(out)
+    return out.with_name(out.stem + ".ckpt.h5")
+
+
 def split(data: Path, out: Path, cfg: Config, target: str | None = None, target_from: Path | None = None,
-          truth_manifest: Path | None = None, progress: Progress | None = None) -> dict:
+          truth_manifest: Path | None = None, progress: Progress | None = None, resume: bool = True,
+          after_epoch=None) -> dict:
     """Full BSD: target (detected, read from a detect-target artifact, or given), pool
-    initialisation, pool updates to T3. Writes the split artifact and returns its summary."""
+    initialisation, pool updates to T3. Writes the split artifact and returns its summary.
+
+    A checkpoint beside ``out`` (checkpoint_path) is written at the end of every epoch of the
+    warm-up and of Algorithm 1; with ``resume``, a run started again continues from it and ends
+    with the same pools and weights as a run that never stopped. It is deleted once ``out`` is
+    written. ``after_epoch(phase, epoch)`` runs once an epoch's checkpoint is on disk."""
+    from .io.split_checkpoint import SplitCheckpoints
+
     progress = progress or Progress()
     _check_output(out)
     t0 = time.perf_counter()
     rt, ds, norm = prepare(data, cfg, progress)
     truth = load_truth(truth_manifest, ds) if truth_manifest else None
-    gen = rt.generator(cfg.seed)
-    if target_from is not None:
-        est = read_target_artifact(target_from, ds)
-        source = "artifact"
-        progress.log(f"target estimate read from {target_from}")
-    else:
-        progress.start("altruistic warm-up (LGA)", cfg.altruistic_warmup_epochs)
-        est = detect_target(ds, norm, cfg, rt, gen, progress)
-        progress.finish()
-        source = "lga"
-    used = est.target
-    if target is not None:
-        if target not in ds.classes:
-            raise BadInputError(f"--target {target!r} is not a class of {ds.root}; classes: {', '.join(ds.classes)}")
-        used, source = ds.classes.index(target), "user"
-    progress.log(f"target: {ds.classes[used]} ({source}; LGA vote {ds.classes[est.target]} "
-                 f"at {est.confidence:.0%}, second-likely {ds.classes[est.second_likely_target]})")
-    res = run_bsd(ds, norm, cfg, rt, est, used, gen, np.random.default_rng(cfg.seed), truth, progress)
+    if target is not None and target not in ds.classes:
+        raise BadInputError(f"--target {target!r} is not a class of {ds.root}; classes: {', '.join(ds.classes)}")
+    est = read_target_artifact(target_from, ds) if target_from is not None else None
+    # what, besides data and config, makes two runs the same run: a checkpoint of another is refused
+    identity = {"command": "split", "target": target, "target_from_als": None if est is None else _digest(est.sce),
+                "truth": None if truth is None else _digest(truth)}
+    gen, rng = rt.generator(cfg.seed), np.random.default_rng(cfg.seed)
+    ckpt = SplitCheckpoints(checkpoint_path(out), identity, cfg, ds, rt.describe(), gen, rng, after_epoch)
+    if not resume:
+        ckpt.path.unlink(missing_ok=True)  # --no-resume: start again; the stale checkpoint must not be resumed later
+    state = ckpt.resume() if resume else None
+    if state is not None:
+        progress.log(f"resumed from {ckpt.path}, {describe_checkpoint(ckpt.path)}"
+                     + "".join(f"; {k} {a:g} -> {b:g}" for k, (a, b) in state.changed.items()))
+    with _naming_checkpoint(ckpt.path):
+        if est is not None:
+            source = "artifact"
+            progress.log(f"target estimate read from {target_from}")
+        elif state is not None and state.estimate is not None:
+            est, source = state.estimate, "lga"  # the warm-up was over when the run stopped
+        else:
+            progress.start("altruistic warm-up (LGA)", cfg.altruistic_warmup_epochs)
+            est = detect_target(ds, norm, cfg, rt, gen, progress, resume=state.warmup if state else None,
+                                maybe_checkpoint=ckpt.warmup_epoch)
+            progress.finish()
+            source = "lga"
+        used = est.target
+        if target is not None:
+            used, source = ds.classes.index(target), "user"
+        progress.log(f"target: {ds.classes[used]} ({source}; LGA vote {ds.classes[est.target]} "
+                     f"at {est.confidence:.0%}, second-likely {ds.classes[est.second_likely_target]})")
+        ckpt.estimate = est
+        res = run_bsd(ds, norm, cfg, rt, est, used, gen, rng, truth, progress,
+                      resume=state.bsd if state else None, maybe_checkpoint=ckpt.bsd_epoch)
     progress.finish()
     clean = res.clean
     labels = ds.labels.cpu().numpy()
@@ -144,6 +177,8 @@ def split(data: Path, out: Path, cfg: Config, target: str | None = None, target_
         "clean_size": int(clean.sum()), "poison_size": int((~clean).sum()),
         "clean_share": round(float(clean.mean()), 4),
         "clean_per_class": {c: int(v) for c, v in zip(ds.classes, np.bincount(labels[clean], minlength=ds.num_classes))},
+        "resumed_from": None if state is None else {"phase": state.phase, "epoch": state.epoch,
+                                                    "settings_changed": state.changed},
     }
     v = verdict_of(est, ds, used, None if np.isnan(res.indicator).all() else res.indicator)
     summary["verdict"] = v.summary()
@@ -154,7 +189,23 @@ def split(data: Path, out: Path, cfg: Config, target: str | None = None, target_
         summary["truth"]["suspicious_recall"] = round(int((truth & flagged).sum()) / n_poison, 4) if n_poison else None
     summary["wall_time_s"] = round(time.perf_counter() - t0, 2)
     write_split_artifact(out, res, est, source, ds, cfg, rt.describe(), truth, summary, v)
+    ckpt.path.unlink(missing_ok=True)  # the artifact now holds the result the checkpoint led to
     return summary
+
+
+def _digest(values: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(values).tobytes()).hexdigest()[:16]
+
+
+@contextlib.contextmanager
+def _naming_checkpoint(ckpt: Path):
+    """A diverged run's error names the checkpoint it leaves behind (the last good epoch's)."""
+    try:
+        yield
+    except TrainingDivergedError as exc:
+        if ckpt.exists():
+            exc.checkpoint, exc.checkpoint_epochs = ckpt, describe_checkpoint(ckpt)
+        raise
 
 
 def truth_figures(res, truth: np.ndarray) -> dict:
@@ -165,12 +216,6 @@ def truth_figures(res, truth: np.ndarray) -> dict:
 
 
 # ---------------------------------------------------------------------------------- train-clean
-def checkpoint_path(out: Path) -> Path:
-    """Where train-clean keeps its per-epoch checkpoint: beside the weights file."""
-    out = Path(out)
-    return out.with_name(out.stem + ".ckpt.h5")
-
-
 def train_clean(data: Path, out: Path, cfg: Config, split_path: Path | None = None, mode: str = "mixmatch",
                 resume: bool = True, progress: Progress | None = None, after_epoch=None) -> dict:
     """Train the purified model on a finished split (or, ``mode="baseline"``, the no-defence model on
@@ -197,7 +242,8 @@ def train_clean(data: Path, out: Path, cfg: Config, split_path: Path | None = No
     ckpt = checkpoint_path(out)
     if not resume and ckpt.exists():
         ckpt.unlink()  # --no-resume: start again; the stale checkpoint must not be resumed later
-    res = train_model(ds, norm, cfg, rt, mode, clean, identity, ckpt, resume, progress, after_epoch)
+    with _naming_checkpoint(ckpt):
+        res = train_model(ds, norm, cfg, rt, mode, clean, identity, ckpt, resume, progress, after_epoch)
     mean, std = ds.channel_stats()
     summary = {
         "command": "train-clean", "artifact": str(out), "mode": mode, "arch": cfg.arch, "width": cfg.width,

@@ -26,7 +26,8 @@ from .errors import (EXIT_BAD_INPUT, EXIT_INCONCLUSIVE, EXIT_INTERNAL, EXIT_MODE
 EXIT_CODES_HELP = (
     "Exit codes: 0 finished (no threshold passed); 1 poison found above a threshold; 2 bad input or usage; "
     "3 internal failure; 4 --strict and the two target estimates disagree; "
-    "5 evaluate: CA below --min-ca or ASR above --max-asr; 6 --fail-on-verdict and the verdict is inconclusive."
+    "5 evaluate: CA below --min-ca or ASR above --max-asr; 6 --fail-on-verdict and the verdict is inconclusive; "
+    "7 training diverged (NaN or infinite loss): lower the learning rate and run again to resume."
 )
 
 app = typer.Typer(
@@ -105,7 +106,8 @@ def _run(fn: Callable[[], int]) -> None:
         err.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(exc.exit_code)
     except KeyboardInterrupt:
-        err.print("[bold red]interrupted[/bold red]: no artifact was written (any earlier one is unchanged)")
+        err.print("[bold red]interrupted[/bold red]: no artifact was written (any earlier one is unchanged); "
+                  "split and train-clean continue from their checkpoint when run again")
         raise typer.Exit(130)
     except Exception:  # noqa: BLE001 - the last line of defence: report, exit with the documented code
         err.print("[bold red]internal error[/bold red] (please report it with the trace below):")
@@ -198,24 +200,31 @@ def split_cmd(
                                                        "vote share of the target is at least this (0-1)."),
     fail_on_flagged: Optional[float] = typer.Option(None, "--fail-on-flagged", help="Exit 1 when the suspicious "
                                                     "list holds at least this share of the dataset (0-1)."),
+    resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from the checkpoint beside --out "
+                                "(OUT.ckpt.h5, written every epoch) when an earlier run was interrupted."),
     as_json: bool = JsonOpt, quiet: bool = QuietOpt,
 ) -> None:
     """Run BSD: target detection, OSS and ALS pool initialisation, MixMatch training with class completion
-    and selective drop. Writes per-sample OSS, ALS and I scores, clean/poison index lists and the pool history."""
+    and selective drop. Writes per-sample OSS, ALS and I scores, clean/poison index lists and the pool history.
+    A checkpoint beside --out is written every epoch: run the same command again after an interruption and it
+    continues where it stopped, with the same result as an uninterrupted run."""
     from . import audit
 
     def body() -> int:
         cfg = _config(preset, config_file, (sets or []) + (["stop_after_init=true"] if init_only else []), seed, device)
         _print_config(cfg, quiet or as_json)
         reporter = Progress() if quiet or as_json else RichProgressReporter(err)
-        s = audit.split(data, out, cfg, target=target, target_from=target_from, truth_manifest=truth, progress=reporter)
+        s = audit.split(data, out, cfg, target=target, target_from=target_from, truth_manifest=truth, progress=reporter,
+                        resume=resume)
         s["gate"] = gate = _gate(s, fail_on_verdict, fail_on_confidence, fail_on_flagged)
         if as_json:
             print(json.dumps(s, sort_keys=True))
         elif not quiet:
             err.print(_target_table(s))
             err.print(_split_table(s))
-            err.print(f"wrote {out} in {s['wall_time_s']:.0f} s")
+            r = s["resumed_from"]
+            resumed = f", resumed from its checkpoint ({r['phase']} phase, epoch {r['epoch']})" if r else ""
+            err.print(f"wrote {out} in {s['wall_time_s']:.0f} s{resumed}")
         _warn_disagree(s, quiet or as_json)
         for reason in gate["reasons"]:
             err.print(f"[bold red]gate:[/bold red] {escape(reason)}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -10,6 +11,7 @@ from torch import nn
 
 from ..config import Config
 from ..data import ImageDataset, Normalizer, augment
+from ..errors import TrainingDivergedError
 from ..models import build_model
 from .runtime import Runtime
 
@@ -81,6 +83,15 @@ def train_epoch(model: nn.Module, opt: torch.optim.Optimizer, ds: ImageDataset, 
         total += loss.detach()
         steps += 1
     return float(total / max(steps, 1))  # one host sync per epoch
+
+
+def check_finite(loss: float, stage: str, epoch: int, epochs: int, cfg: Config, lr_field: str) -> float:
+    """Stop the run when an epoch's mean loss is NaN or infinite. Called once per epoch on the mean the
+    epoch already brought to the host (no per-step sync); a non-finite step makes the mean non-finite."""
+    if not math.isfinite(loss):
+        lr, default = getattr(cfg, lr_field), getattr(Config(), lr_field)
+        raise TrainingDivergedError(stage, epoch, epochs, loss, lr_field, lr, default if lr > default else lr / 10)
+    return loss
 
 
 @torch.no_grad()

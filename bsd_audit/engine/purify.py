@@ -22,9 +22,9 @@ import torch.nn.functional as F
 
 from ..config import Config
 from ..data import ImageDataset, Normalizer
-from ..io.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from ..io.checkpoint import Checkpoint, epoch_delay, load_checkpoint, restore_optimizer, save_checkpoint
 from ..method.mixmatch import mixmatch_step, unsupervised_weight
-from .loops import Stream, new_model, train_epoch
+from .loops import Stream, check_finite, new_model, train_epoch
 from .progress import Progress
 from .runtime import Runtime
 
@@ -51,18 +51,19 @@ def train_model(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, mo
     gen = rt.generator(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     model = new_model(cfg, ds.num_classes, rt)
-    lr = cfg.mixmatch_lr if mode == "mixmatch" else cfg.warmup_lr
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    lr_field = "mixmatch_lr" if mode == "mixmatch" else "warmup_lr"
+    opt = torch.optim.Adam(model.parameters(), lr=getattr(cfg, lr_field))
     history: list[dict] = []
     start = 0
     if resume and checkpoint is not None and Path(checkpoint).exists():
-        ck = load_checkpoint(checkpoint, cfg, ds, identity)
-        model.load_state_dict(ck.model_state)
-        opt.load_state_dict(ck.optimizer_state)
+        ck = load_checkpoint(checkpoint, cfg, ds, identity, rt.describe())
+        model.load_state_dict(ck.models["model"])
+        restore_optimizer(opt, ck.optimizers["model"], getattr(cfg, lr_field))
         gen.set_state(ck.torch_rng)
         rng.bit_generator.state = ck.numpy_rng
         history, start = ck.history, ck.epoch
-        progress.log(f"resumed from {checkpoint} after epoch {start}")
+        progress.log(f"resumed from {checkpoint} after epoch {start}"
+                     + "".join(f"; {k} {a:g} -> {b:g}" for k, (a, b) in ck.changed.items()))
 
     if mode == "baseline":
         train_idx = torch.arange(len(ds), device=rt.device)
@@ -89,13 +90,14 @@ def train_model(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, mo
         else:  # supervised, baseline, or a split with nothing in its poison pool
             loss = train_epoch(model, opt, ds, train_idx, lambda z, y: F.cross_entropy(z, y, reduction="none"),
                                lambda v: v.mean(), norm, cfg, rt, gen, cfg.warmup_batch_size)
+        check_finite(loss, f"train-clean ({mode})", epoch, cfg.purify_epochs, cfg, lr_field)
         history.append({"epoch": epoch, "loss": loss})
         if checkpoint is not None:
             save_checkpoint(checkpoint, Checkpoint(
-                epoch=epoch + 1, identity=identity,
-                model_state={k: v.detach().cpu() for k, v in model.state_dict().items()},
-                optimizer_state=opt.state_dict(), torch_rng=gen.get_state(),
+                epoch=epoch + 1, identity=identity, models={"model": model.state_dict()},
+                optimizers={"model": opt.state_dict()}, torch_rng=gen.get_state(),
                 numpy_rng=rng.bit_generator.state, history=history), cfg, ds, rt.describe())
+            epoch_delay()
         progress.advance(1, note=f"loss {loss:.3f}")
         if after_epoch is not None:
             after_epoch(epoch)

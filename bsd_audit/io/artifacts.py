@@ -95,7 +95,7 @@ def write_tensors(group: h5py.Group, tensors: dict[str, torch.Tensor]) -> None:
         group.create_dataset(name, data=arr.numpy())
 
 
-def _members(group: h5py.Group, kind: type) -> Iterator[tuple[str, Any]]:
+def members(group: h5py.Group, kind: type) -> Iterator[tuple[str, Any]]:
     """(name, member) of a group, each checked to be ``kind``: a damaged file's dangling link reads
     as None, which must be reported as a missing entry (KeyError), not crash later."""
     for name in group:
@@ -106,7 +106,7 @@ def _members(group: h5py.Group, kind: type) -> Iterator[tuple[str, Any]]:
 
 
 def read_tensors(group: h5py.Group) -> dict[str, torch.Tensor]:
-    return {name: torch.from_numpy(np.asarray(ds[()])) for name, ds in _members(group, h5py.Dataset)}
+    return {name: torch.from_numpy(np.asarray(ds[()])) for name, ds in members(group, h5py.Dataset)}
 
 
 def write_optimizer(group: h5py.Group, state: dict) -> None:
@@ -121,8 +121,8 @@ def write_optimizer(group: h5py.Group, state: dict) -> None:
 def read_optimizer(group: h5py.Group) -> dict:
     state = {}
     if "state" in group:
-        for pid, sub in _members(group["state"], h5py.Group):
-            state[int(pid)] = {k: torch.from_numpy(np.asarray(v[()])) for k, v in _members(sub, h5py.Dataset)}
+        for pid, sub in members(group["state"], h5py.Group):
+            state[int(pid)] = {k: torch.from_numpy(np.asarray(v[()])) for k, v in members(sub, h5py.Dataset)}
     return {"state": state, "param_groups": json.loads(group.attrs["param_groups"])}
 
 

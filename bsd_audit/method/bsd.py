@@ -11,6 +11,7 @@ Epochs T are counted over the whole run (docs/method.md):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import torch
@@ -18,9 +19,10 @@ import torch.nn.functional as F
 
 from ..config import Config
 from ..data import ImageDataset, Normalizer
-from ..engine.loops import Stream, new_model, predict, train_epoch
+from ..engine.loops import Stream, check_finite, new_model, predict, train_epoch
 from ..engine.progress import Progress
 from ..engine.runtime import Runtime
+from ..io.checkpoint import restore_optimizer
 from .altruistic import altruistic_epoch, new_altruistic
 from .als import als_split, top_share
 from .losses import sce_loss
@@ -58,6 +60,21 @@ class SplitResult:
     altruistic_state: dict = field(default_factory=dict)
 
 
+@dataclass
+class BSDState:
+    """Algorithm 1 between two epochs: what a checkpoint keeps so that the run continues as if it had
+    never stopped (io/split_checkpoint.py). The generators' states are kept beside it."""
+
+    epoch: int  # epochs T completed
+    models: dict[str, dict]  # main, altruistic: state_dicts
+    optimizers: dict[str, dict]  # warmup, mixmatch (main model), altruistic
+    pools: dict[str, np.ndarray | None]  # POOL_NAMES; None until the pool exists
+    history: list[EpochRecord]
+
+
+POOL_NAMES = ("clean", "clean_init", "clean_oss", "clean_als", "oss_scores", "indicator", "kept_target")
+
+
 def _stage(T: int, cfg: Config) -> str:
     if T < cfg.T1:
         return "warmup"
@@ -76,11 +93,14 @@ def _truth_figures(clean: np.ndarray, truth: np.ndarray | None) -> tuple[int, fl
 
 def run_bsd(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, estimate: TargetEstimate,
             target: int, gen: torch.Generator, rng: np.random.Generator, truth: np.ndarray | None = None,
-            progress: Progress | None = None) -> SplitResult:
+            progress: Progress | None = None, resume: BSDState | None = None,
+            maybe_checkpoint: Callable[[BSDState], None] = lambda state: None) -> SplitResult:
     """Run stages 1-3 given the stage-0 estimate (its warmed-up g_φ and ALS scores).
 
     ``target`` is the label used (ỹ_t, or the user's --target). ``truth`` is an optional boolean
     poison mask (ground truth of a benchmark), used only to record figures, never to decide.
+    ``resume`` continues from a checkpointed state (``gen`` and ``rng`` restored by the caller);
+    ``maybe_checkpoint`` is called with the state at the end of every epoch.
     """
     progress = progress or Progress()
     C, N = ds.num_classes, len(ds)
@@ -88,27 +108,39 @@ def run_bsd(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, estima
     labels_dev = ds.labels
 
     altruistic, alt_opt = new_altruistic(cfg, C, rt)
-    altruistic.load_state_dict(estimate.altruistic_state)
-    if estimate.optimizer_state:
-        alt_opt.load_state_dict(estimate.optimizer_state)
     main = new_model(cfg, C, rt)
     warm_opt = torch.optim.Adam(main.parameters(), lr=cfg.warmup_lr)
     semi_opt = torch.optim.Adam(main.parameters(), lr=cfg.mixmatch_lr)
+    optimizers = {"warmup": (warm_opt, cfg.warmup_lr), "mixmatch": (semi_opt, cfg.mixmatch_lr),
+                  "altruistic": (alt_opt, cfg.altruistic_lr)}
 
-    clean_als = als_split(estimate.sce, cfg.beta)  # α_start = β (Decision in method.md)
-    oss_scores = np.full(N, np.nan)
-    clean_oss = clean_init = clean = None
-    I = np.full(N, np.nan)
-    history: list[EpochRecord] = []
+    if resume is None:
+        altruistic.load_state_dict(estimate.altruistic_state)
+        if estimate.optimizer_state:
+            alt_opt.load_state_dict(estimate.optimizer_state)
+        clean_als = als_split(estimate.sce, cfg.beta)  # α_start = β (Decision in method.md)
+        oss_scores = np.full(N, np.nan)
+        clean_oss = clean_init = clean = None
+        I = np.full(N, np.nan)
+        kept_target = target_keep(estimate.sce, labels, target, cfg.beta) if cfg.target_keep == "als" else None
+        history: list[EpochRecord] = []
+        start = 0
+    else:
+        main.load_state_dict(resume.models["main"])
+        altruistic.load_state_dict(resume.models["altruistic"])
+        for name, (opt, lr) in optimizers.items():
+            restore_optimizer(opt, resume.optimizers[name], lr)
+        clean, clean_init, clean_oss, clean_als, oss_scores, I, kept_target = (resume.pools[k] for k in POOL_NAMES)
+        history, start = list(resume.history), resume.epoch
     nt_idx = torch.nonzero(labels_dev != target).squeeze(1)
-    kept_target = target_keep(estimate.sce, labels, target, cfg.beta) if cfg.target_keep == "als" else None
 
     def sce_of(model):
         logits = predict(model, ds, norm, rt, cfg.eval_batch_size)
         return sce_loss(logits, labels_dev, cfg.sce_alpha, cfg.sce_beta, cfg.sce_log_clip), logits.argmax(1)
 
     progress.start("BSD epochs", cfg.T3)
-    for T in range(cfg.T3):
+    progress.advance(start, f"resumed after epoch {start}/{cfg.T3}" if start else "")
+    for T in range(start, cfg.T3):
         stage = _stage(T, cfg)
         alpha_T = alpha_schedule(T, cfg.T1, cfg.T2, cfg.alpha, cfg.beta, cfg.init_fixed_epochs)
         # ---- pools for this epoch
@@ -137,10 +169,16 @@ def run_bsd(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, estima
         if stage == "warmup":
             main_loss = train_epoch(main, warm_opt, ds, nt_idx, lambda z, y: F.cross_entropy(z, y, reduction="none"),
                                     lambda v: v.mean(), norm, cfg, rt, gen, cfg.warmup_batch_size)
+            check_finite(main_loss, "main model warm-up", T, cfg.T3, cfg, "warmup_lr")
         else:
             main_loss = _mixmatch_epoch(main, semi_opt, ds, clean, norm, cfg, rt, gen, rng, T)
+            check_finite(main_loss, f"MixMatch ({stage} stage)", T, cfg.T3, cfg, "mixmatch_lr")
         # ---- altruistic update (Algorithm 1 lines 40-41): plain CE on D until T2, then frozen
-        alt_loss = altruistic_epoch(altruistic, alt_opt, ds, norm, cfg, rt, gen, lga=False) if T < cfg.T2 else float("nan")
+        if T < cfg.T2:
+            alt_loss = altruistic_epoch(altruistic, alt_opt, ds, norm, cfg, rt, gen, lga=False)
+            check_finite(alt_loss, "altruistic model", T, cfg.T3, cfg, "altruistic_lr")
+        else:
+            alt_loss = float("nan")  # frozen
         if clean is not None:
             left, recall = _truth_figures(clean, truth)
             per_class = np.bincount(labels[clean], minlength=C).tolist()
@@ -149,6 +187,9 @@ def run_bsd(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, estima
         else:
             history.append(EpochRecord(T, stage, alpha_T, 0, [0] * C, main_loss, alt_loss))
             note = f"warm-up on D_nt, loss {main_loss:.3f}"
+        pools = dict(zip(POOL_NAMES, (clean, clean_init, clean_oss, clean_als, oss_scores, I, kept_target)))
+        maybe_checkpoint(BSDState(T + 1, {"main": main.state_dict(), "altruistic": altruistic.state_dict()},
+                                  {name: opt.state_dict() for name, (opt, _) in optimizers.items()}, pools, history))
         progress.advance(1, f"epoch {T + 1}/{cfg.T3} [{stage}] {note}")
 
     if clean is None:  # T3 <= T1 is refused by validate(); kept for library callers

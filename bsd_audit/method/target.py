@@ -11,6 +11,7 @@ samples are kept as evidence, so a weak vote (no attack at all) can be told from
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import torch
@@ -18,7 +19,9 @@ import torch.nn.functional as F
 
 from ..config import Config
 from ..data import ImageDataset, Normalizer
+from ..engine.loops import check_finite
 from ..engine.runtime import Runtime
+from ..io.checkpoint import restore_optimizer
 from .altruistic import altruistic_epoch, new_altruistic
 from .losses import sce_loss
 
@@ -50,6 +53,19 @@ class TargetEstimate:
         return self.loss_median - self.isolated_loss_mean
 
 
+@dataclass
+class WarmupState:
+    """The warm-up loop between two epochs: what a checkpoint keeps so that it continues as if it had
+    never stopped (io/split_checkpoint.py). The device generator's state is kept beside it."""
+
+    epoch: int  # epochs completed
+    model: dict  # g_φ's state_dict
+    optimizer: dict
+    sums: dict[str, torch.Tensor]  # per-sample sums over the window epochs so far: ce, sce, rank
+    second_per_epoch: list[int]
+    history: list[float]
+
+
 def lga_vote(ce: np.ndarray, labels: np.ndarray, num_classes: int, share: float):
     """Indices of the lowest-loss ``share`` of samples and their label histogram (lines 12-13).
 
@@ -66,7 +82,8 @@ def majority(values: np.ndarray, num_classes: int) -> int:
 
 
 def detect_target(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, gen: torch.Generator,
-                  progress=None) -> TargetEstimate:
+                  progress=None, resume: WarmupState | None = None,
+                  maybe_checkpoint: Callable[[WarmupState], None] = lambda state: None) -> TargetEstimate:
     """Warm up g_φ with LGA on all of D and estimate ỹ_t.
 
     The per-sample losses that isolate poison (and feed ALS) are averaged over the last
@@ -74,17 +91,27 @@ def detect_target(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, 
     over D). Decision: a single end-of-warm-up evaluation is fragile at small scale, where LGA
     makes the loss of every sample oscillate around γ from one epoch to the next; the average
     keeps what is stable, poison fitted early and kept low (measured in docs/decisions.md).
+
+    ``resume`` continues from a checkpointed state (``gen`` restored by the caller);
+    ``maybe_checkpoint`` is called with the state at the end of every epoch.
     """
     C, N = ds.num_classes, len(ds)
     model, opt = new_altruistic(cfg, C, rt)
     E = cfg.altruistic_warmup_epochs
     window_start = E - max(1, int(round(cfg.loss_window * E)))
-    ce_sum = torch.zeros(N, device=rt.device)
-    rank_sum = torch.zeros(N, device=rt.device)
-    epoch_ce = torch.zeros(N, device=rt.device)
-    sce_sum = torch.zeros(N, device=rt.device)
-    second_per_epoch, history = [], []
-    for epoch in range(E):
+    sums = {name: torch.zeros(N, device=rt.device) for name in ("ce", "sce", "rank")}
+    ce_sum, sce_sum, rank_sum = sums["ce"], sums["sce"], sums["rank"]
+    epoch_ce = torch.zeros(N, device=rt.device)  # every sample is seen once per epoch: no state across epochs
+    second_per_epoch, history, start = [], [], 0
+    if resume is not None:
+        model.load_state_dict(resume.model)
+        restore_optimizer(opt, resume.optimizer, cfg.altruistic_lr)
+        for name, total in sums.items():
+            total.copy_(torch.as_tensor(resume.sums[name]))
+        second_per_epoch, history, start = list(resume.second_per_epoch), list(resume.history), resume.epoch
+        if progress is not None:
+            progress.advance(start, f"resumed after LGA epoch {start}/{E}")
+    for epoch in range(start, E):
         counts = torch.zeros(C, device=rt.device, dtype=torch.long)
         in_window = epoch >= window_start
 
@@ -98,12 +125,14 @@ def detect_target(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, 
                 epoch_ce[idx] = ce
                 sce_sum.index_add_(0, idx, sce_loss(logits, y, cfg.sce_alpha, cfg.sce_beta, cfg.sce_log_clip))
 
-        history.append(altruistic_epoch(model, opt, ds, norm, cfg, rt, gen, lga=True, on_batch=tally))
+        loss = altruistic_epoch(model, opt, ds, norm, cfg, rt, gen, lga=True, on_batch=tally)
+        history.append(check_finite(loss, "altruistic warm-up (LGA)", epoch, E, cfg, "altruistic_lr"))
         second_per_epoch.append(int(counts.argmax()))
         if in_window:
             # Rank of each sample's loss within the epoch, averaged over the window: LGA makes raw
             # losses swing from one epoch to the next, ranks are stable (the suspicion score, verdict.py)
             rank_sum += torch.argsort(torch.argsort(epoch_ce)).float() / max(N - 1, 1)
+        maybe_checkpoint(WarmupState(epoch + 1, model.state_dict(), opt.state_dict(), sums, second_per_epoch, history))
         if progress is not None:
             progress.advance(1, f"LGA epoch {epoch + 1}/{E}: objective {history[-1]:.3f}")
     epochs_in_window = E - window_start

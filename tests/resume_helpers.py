@@ -1,0 +1,40 @@
+"""Helpers for the resume and divergence tests (test_split_resumes, test_training_diverges): tiny
+settings and a bit-for-bit comparison of two split artifacts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from conftest import TINY_OVERRIDES
+
+# one thread: on a busy 2-core machine two threads make these tiny runs many times slower
+OVERRIDES = {**TINY_OVERRIDES, "threads": 1}
+SETS = [a for k, v in OVERRIDES.items() for a in ("--set", f"{k}={v}")]
+
+
+def datasets(path: Path) -> dict[str, np.ndarray]:
+    """Every dataset of an artifact: pools, scores, history, target, weights, samples."""
+    out = {}
+    with h5py.File(path) as f:
+        f.visititems(lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+    return out
+
+
+def assert_same_split(a: Path, b: Path) -> None:
+    """Same pools, scores, history, target and weights, bit for bit (attributes such as the creation
+    time and the summary's wall time may differ)."""
+    da, db = datasets(a), datasets(b)
+    assert da.keys() == db.keys()
+    assert any(k.startswith("weights/main/") for k in da) and "pools/clean" in da and "scores/indicator" in da
+    differ = [k for k in da if not np.array_equal(da[k], db[k], equal_nan=da[k].dtype.kind == "f")]
+    assert not differ, f"{len(differ)} dataset(s) differ, first: {differ[:5]}"
+
+
+def checkpoint_attrs(path: Path) -> dict:
+    """The phase and the epochs completed that a split checkpoint records."""
+    with h5py.File(path) as f:
+        return {"epoch": int(f.attrs["epoch"]), "phase": json.loads(f.attrs["meta"])["phase"]}
