@@ -165,8 +165,9 @@ def split(data: Path, out: Path, cfg: Config, target: str | None = None, target_
         progress.log(f"target: {ds.classes[used]} ({source}; LGA vote {ds.classes[est.target]} "
                      f"at {est.confidence:.0%}, second-likely {ds.classes[est.second_likely_target]})")
         ckpt.estimate = est
+        listed = verdict_of(est, ds, used).suspicious if cfg.exclude_suspicious else None
         res = run_bsd(ds, norm, cfg, rt, est, used, gen, rng, truth, progress,
-                      resume=state.bsd if state else None, maybe_checkpoint=ckpt.bsd_epoch)
+                      resume=state.bsd if state else None, maybe_checkpoint=ckpt.bsd_epoch, excluded=listed)
     progress.finish()
     clean = res.clean
     labels = ds.labels.cpu().numpy()

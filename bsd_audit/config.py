@@ -61,6 +61,7 @@ class Config:
     class_completion: bool = True
     completion_scope: str = "all"  # fewest: eq. 8 as printed (one class) | all: every class below the median (Decision)
     selective_drop: bool = True
+    exclude_suspicious: bool = True  # the verdict's suspicious list never enters the clean pool (Decision)
     target_keep: str = "als"  # als: D_t's top-β by warm-up loss stays clean through completion and drop (Decision) | off
     # --- MixMatch (ASD's settings)
     mixmatch_iterations: int = 1024

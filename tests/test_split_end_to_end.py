@@ -42,6 +42,9 @@ def test_split_finds_target_and_writes_artifact(tiny_poisoned, tmp_path):
         assert f["history/poison_in_clean"][-1] == summary["truth"]["poison_in_clean"]
         assert f["target"].attrs["target_name"] == "cat"
         assert "weights/main" in f and "weights/altruistic" in f
+        # the verdict's suspicious list never enters the clean pool (exclude_suspicious)
+        listed = f["verdict/suspicious_index"][()]
+        assert not f["pools/clean"][()][listed].any()
     # every poisoned sample is in the target folder: none can be in the clean pool of other classes
     poisoned = {paths.index(p) for p in manifest["poisoned"]}
     assert summary["truth"]["poison_in_clean"] == len(poisoned & set(clean.tolist()))

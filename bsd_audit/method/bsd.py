@@ -94,13 +94,15 @@ def _truth_figures(clean: np.ndarray, truth: np.ndarray | None) -> tuple[int, fl
 def run_bsd(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, estimate: TargetEstimate,
             target: int, gen: torch.Generator, rng: np.random.Generator, truth: np.ndarray | None = None,
             progress: Progress | None = None, resume: BSDState | None = None,
-            maybe_checkpoint: Callable[[BSDState], None] = lambda state: None) -> SplitResult:
+            maybe_checkpoint: Callable[[BSDState], None] = lambda state: None,
+            excluded: np.ndarray | None = None) -> SplitResult:
     """Run stages 1-3 given the stage-0 estimate (its warmed-up g_φ and ALS scores).
 
     ``target`` is the label used (ỹ_t, or the user's --target). ``truth`` is an optional boolean
     poison mask (ground truth of a benchmark), used only to record figures, never to decide.
     ``resume`` continues from a checkpointed state (``gen`` and ``rng`` restored by the caller);
-    ``maybe_checkpoint`` is called with the state at the end of every epoch.
+    ``maybe_checkpoint`` is called with the state at the end of every epoch. ``excluded`` (the
+    verdict's suspicious list) never enters the clean pool (Decision, docs/decisions.md).
     """
     progress = progress or Progress()
     C, N = ds.num_classes, len(ds)
@@ -149,6 +151,8 @@ def run_bsd(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, estima
             oss_scores, clean_oss = oss_split(feats, labels_dev, target, C, cfg.beta, cfg.oss_distance, cfg.oss_normalize)
             clean_init = init_pools(clean_als, clean_oss, cfg.init_combine)
             clean = clean_init.copy()
+            if excluded is not None:
+                clean &= ~excluded
             if cfg.stop_after_init:  # the quick gating mode: the initial pools are the answer
                 left, recall = _truth_figures(clean, truth)
                 history.append(EpochRecord(T, "init", alpha_T, int(clean.sum()),
@@ -165,6 +169,8 @@ def run_bsd(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, estima
                 clean = selective_drop(clean, pred_main.cpu().numpy(), pred_alt.cpu().numpy(), target)
             if kept_target is not None:  # after the drop: these are exempt from it
                 clean |= kept_target
+            if excluded is not None:  # a listed sample looks like a trigger shortcut: never clean
+                clean &= ~excluded
         # ---- main model update
         if stage == "warmup":
             main_loss = train_epoch(main, warm_opt, ds, nt_idx, lambda z, y: F.cross_entropy(z, y, reduction="none"),
