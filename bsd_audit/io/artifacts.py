@@ -30,20 +30,18 @@ _STR = h5py.string_dtype("utf-8")
 
 
 @contextlib.contextmanager
-def atomic_h5(path: Path) -> Iterator[h5py.File]:
-    """Write an HDF5 file next to ``path`` and rename it into place only once complete.
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary path beside ``path``, renamed onto it only once the block finished writing it.
 
     A crash, a kill or a full disk leaves the previous file (if any) untouched and no partial file.
+    The block must make its bytes durable (fsync) before it ends.
     """
     path = Path(path)
     if path.parent and not path.parent.exists():
         raise BadInputError(f"{path.parent}: output folder does not exist. Create it or choose another --out.")
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        with h5py.File(tmp, "w") as f:
-            yield f
-        with open(tmp, "rb") as fh:  # make the bytes durable before the rename publishes them
-            os.fsync(fh.fileno())
+        yield tmp
         os.replace(tmp, path)
     except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
@@ -56,6 +54,16 @@ def atomic_h5(path: Path) -> Iterator[h5py.File]:
             raise BadInputError(f"{path}: cannot be written ({os.strerror(code)}); nothing was written{kept}. "
                                 "Free disk space, or choose another --out in a writable folder.") from exc
         raise
+
+
+@contextlib.contextmanager
+def atomic_h5(path: Path) -> Iterator[h5py.File]:
+    """Write an HDF5 file through atomic_path."""
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            yield f
+        with open(tmp, "rb") as fh:  # make the bytes durable before the rename publishes them
+            os.fsync(fh.fileno())
 
 
 # errno values of a failed write that the user can fix (space, quota, file size limit, permissions)
