@@ -62,7 +62,8 @@ class Config:
     completion_scope: str = "all"  # fewest: eq. 8 as printed (one class) | all: every class below the median (Decision)
     selective_drop: bool = True
     exclude_suspicious: bool = True  # the verdict's suspicious list never enters the clean pool (Decision)
-    target_keep: str = "als"  # als: D_t's top-β by warm-up loss stays clean through completion and drop (Decision) | off
+    target_keep: str = "fit_rank"  # D_t's least trigger-like samples stay clean through completion and drop (Decision): fit_rank | als | off
+    target_keep_share: float = 0.1  # share of D_t kept that way
     # --- MixMatch (ASD's settings)
     mixmatch_iterations: int = 1024
     mixmatch_batch_size: int = 64
@@ -112,7 +113,8 @@ class Config:
         need(self.oss_distance in ("min", "mean", "max"), "oss_distance must be min, mean or max")
         need(self.completion_scope in ("fewest", "all"), "completion_scope must be fewest or all")
         need(self.init_combine in ("intersection", "union"), "init_combine must be intersection or union")
-        need(self.target_keep in ("als", "off"), "target_keep must be als or off")
+        need(self.target_keep in ("fit_rank", "als", "off"), "target_keep must be fit_rank, als or off")
+        need(0 < self.target_keep_share < 1, "target_keep_share must be in (0, 1)")
         need(self.lga_mode in ("batch", "sample", "off"), "lga_mode must be batch, sample or off")
         need(0 < self.loss_window <= 1, "loss_window must be in (0, 1]")
         need(self.precision in ("auto", "fp32", "bf16"), "precision must be auto, fp32 or bf16")

@@ -75,6 +75,15 @@ class BSDState:
 POOL_NAMES = ("clean", "clean_init", "clean_oss", "clean_als", "oss_scores", "indicator", "kept_target")
 
 
+def _kept_target(estimate: TargetEstimate, labels: np.ndarray, target: int, cfg: Config) -> np.ndarray | None:
+    """The target-class samples that stay clean throughout (config target_keep, docs/decisions.md)."""
+    if cfg.target_keep == "off":
+        return None
+    # higher = more clean-like for both: the warm-up loss (ALS), or the fit rank (0 = fitted best)
+    score = estimate.sce if cfg.target_keep == "als" or estimate.fit_rank is None else estimate.fit_rank
+    return target_keep(score, labels, target, cfg.target_keep_share)
+
+
 def _stage(T: int, cfg: Config) -> str:
     if T < cfg.T1:
         return "warmup"
@@ -124,7 +133,7 @@ def run_bsd(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, estima
         oss_scores = np.full(N, np.nan)
         clean_oss = clean_init = clean = None
         I = np.full(N, np.nan)
-        kept_target = target_keep(estimate.sce, labels, target, cfg.beta) if cfg.target_keep == "als" else None
+        kept_target = _kept_target(estimate, labels, target, cfg)
         history: list[EpochRecord] = []
         start = 0
     else:

@@ -71,18 +71,18 @@ def selective_drop(clean: np.ndarray, pred_main: np.ndarray, pred_altruistic: np
     return clean & ~((pred_main == target) & (pred_altruistic == target))
 
 
-def target_keep(als_scores: np.ndarray, labels: np.ndarray, target: int, beta: float) -> np.ndarray:
+def target_keep(scores: np.ndarray, labels: np.ndarray, target: int, share: float) -> np.ndarray:
     """The target-class samples kept clean through class completion and selective drop (Decision,
-    docs/decisions.md): the top β share of D_t by the altruistic model's warm-up loss (ALS).
+    docs/decisions.md): the top ``share`` of D_t by a warm-up score where high = unlike a trigger
+    (the fit rank averaged over the loss window, or the ALS loss).
 
     Class completion ranks by I, and inside D_t I cannot tell clean from poison: the main model never
     learned the trigger, but it cannot fit the clean target images either while they are missing
     from its clean pool (measured AUROC inside D_t: I 0.67, ALS 0.95). Without this the target class
-    leaves the clean pool for good and a model trained on it never predicts that class. β is the
-    share eq. 5 keeps of D_t at initialisation.
+    leaves the clean pool for good and a model trained on it never predicts that class.
     """
     members = np.flatnonzero(labels == target)
     keep = np.zeros(len(labels), dtype=bool)
-    k = int(round(beta * len(members)))
-    keep[members[np.argsort(-als_scores[members], kind="stable")[:k]]] = True
+    k = int(round(share * len(members)))
+    keep[members[np.argsort(-scores[members], kind="stable")[:k]]] = True
     return keep
