@@ -171,7 +171,7 @@ def detect_target_cmd(
             err.print(f"wrote {out} in {s['wall_time_s']:.0f} s")
         _warn_disagree(s, quiet or as_json)
         for reason in gate["reasons"]:
-            err.print(f"[bold red]gate:[/bold red] {escape(reason)}")
+            err.print(f"[bold red]gate:[/bold red] {escape(reason)}", soft_wrap=True)
         if strict and not s["agree"]:
             return EXIT_TARGET_DISAGREE
         return gate["exit_code"]
@@ -227,7 +227,7 @@ def split_cmd(
             err.print(f"wrote {out} in {s['wall_time_s']:.0f} s{resumed}")
         _warn_disagree(s, quiet or as_json)
         for reason in gate["reasons"]:
-            err.print(f"[bold red]gate:[/bold red] {escape(reason)}")
+            err.print(f"[bold red]gate:[/bold red] {escape(reason)}", soft_wrap=True)
         if strict and not s["agree"]:
             return EXIT_TARGET_DISAGREE
         return gate["exit_code"]
