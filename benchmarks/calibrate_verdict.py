@@ -27,6 +27,7 @@ from bsd_audit.audit import detect, split
 from bsd_audit.io.artifacts import strings
 from bsd_audit.benchmark import build_benchmark
 from bsd_audit.config import parse_overrides, resolve_config
+from tables import markdown_table  # benchmarks/tables.py: the script's own folder is on sys.path
 from bsd_audit.verdict import evidence_from_artifact, attack_verdict
 
 # name: (classes (None = all), images per class, offset of the first image per class)
@@ -143,10 +144,7 @@ def main() -> None:
             row[f"{args.stage}_s"] = wall
         rows.append(row)
         print(json.dumps(row), flush=True)
-    cols = list(dict.fromkeys(k for r in rows for k in r))
-    print("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
-    for r in rows:
-        print("| " + " | ".join(str(r.get(c, "-")) for c in cols) + " |")
+    print(markdown_table(rows))
     clean_rows = [r for r in rows if not r["poisoned"]]
     bad_rows = [r for r in rows if r["poisoned"]]
     print(f"\nfalse alarms: {sum(r['verdict'] != 'clean' for r in clean_rows)} of {len(clean_rows)} clean; "

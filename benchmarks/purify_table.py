@@ -20,6 +20,7 @@ from pathlib import Path
 from bsd_audit.audit import evaluate, split, train_clean
 from bsd_audit.benchmark import build_benchmark
 from bsd_audit.config import parse_overrides, resolve_config
+from tables import markdown_table  # benchmarks/tables.py: the script's own folder is on sys.path
 
 
 def _timed(fn, *args, **kwargs):
@@ -71,10 +72,7 @@ def main() -> None:
                "poison_in_clean": m["split_quality"]["poison_in_clean"], **times}
         rows.append(row)
         print(json.dumps(row), flush=True)
-    cols = list(dict.fromkeys(k for r in rows for k in r))
-    print("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
-    for r in rows:
-        print("| " + " | ".join(str(r.get(c, "-")) for c in cols) + " |")
+    print(markdown_table(rows))
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from pathlib import Path
 from bsd_audit.audit import split
 from bsd_audit.benchmark import build_benchmark
 from bsd_audit.config import parse_overrides, resolve_config
+from tables import markdown_table  # benchmarks/tables.py: the script's own folder is on sys.path
 
 
 def main() -> None:
@@ -53,11 +54,7 @@ def main() -> None:
             "wall_s": round(time.perf_counter() - t0, 1),
         })
         print(json.dumps(rows[-1]), flush=True)
-    cols = list(rows[0])
-    print("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
-    for r in rows:
-        print("| " + " | ".join("-" if r[c] is None else (f"{r[c]:.3f}" if isinstance(r[c], float) else str(r[c]))
-                                for c in cols) + " |")
+    print(markdown_table(rows))
 
 
 if __name__ == "__main__":
