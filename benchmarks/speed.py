@@ -78,7 +78,7 @@ def clock(rt: Runtime, fn) -> float:
 
 
 def rate(images: int, seconds: float, **extra) -> dict:
-    return {"images": int(images), "seconds": round(seconds, 4),
+    return {"images": int(images), "seconds": round(seconds, 6),
             "images_per_s": round(images / seconds, 1) if seconds > 0 else None, **extra}
 
 
@@ -271,7 +271,7 @@ def project(cfg: Config, n: int, num_classes: int, decode_rate: float, lga: floa
     if cfg.stop_after_init:  # split --init-only: stops at T1
         rows = [(s, min(c, T1) if "altruistic epoch in BSD" in s else c, e) for s, c, e in rows
                 if not s.startswith(("MixMatch", "pool update"))]
-    out = [{"stage": s, "seconds_each": round(e, 3), "count": c, "seconds": round(e * c, 2)} for s, c, e in rows]
+    out = [{"stage": s, "seconds_each": round(e, 4), "count": c, "seconds": round(e * c, 2)} for s, c, e in rows]
     return out, round(sum(r["seconds"] for r in out), 1)
 
 
@@ -405,9 +405,9 @@ def main(argv: list[str] | None = None) -> dict:
                                     mm["seconds_per_step"], s_ev["images_per_s"])
         sizes.append({
             "n": n, "tensor_mb": round(n * 3 * cfg.image_size ** 2 / 2**20, 1), "lga": s_lga, "supervised": s_sup,
-            "eval": s_ev, "lga_epoch_s": round(n / s_lga["images_per_s"], 2),
-            "warmup_epoch_s": round(n * (C - 1) / C / s_sup["images_per_s"], 2),
-            "pool_update_s": round(2 * n / s_ev["images_per_s"], 2), "projected_split_s": s_total,
+            "eval": s_ev, "lga_epoch_s": round(n / s_lga["images_per_s"], 4),
+            "warmup_epoch_s": round(n * (C - 1) / C / s_sup["images_per_s"], 4),
+            "pool_update_s": round(2 * n / s_ev["images_per_s"], 4), "projected_split_s": s_total,
             "host_peak_mb": host_peak_mb(), "device_peak_mb": device_peak_mb(rt),
         })
 
