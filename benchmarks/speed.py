@@ -351,6 +351,10 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--compile", action="store_true", help="torch.compile the models (the compile config field)")
     ap.add_argument("--json", dest="json_out", type=Path, default=None, help="also write the results here")
     args = ap.parse_args(argv)
+    if any(v is not None and v < 1 for v in (args.steps, args.size_steps)) or any(n < 2 for n in args.sizes):
+        ap.error("--steps and --size-steps must be at least 1, every --sizes entry at least 2")
+    if args.workers < 0:
+        ap.error("--workers must be 0 (load in the main process) or more")
     overrides = parse_overrides(args.sets)
     if args.compile:
         overrides["compile"] = "true"
@@ -401,7 +405,7 @@ def main(argv: list[str] | None = None) -> dict:
         s_sup, model = time_supervised(sub, norm, cfg, rt, images(cfg.warmup_batch_size, args.size_steps, n))
         s_ev = time_eval(model, sub, norm, cfg, rt, images(cfg.eval_batch_size, args.size_steps, n))
         del model, sub
-        s_stages, s_total = project(cfg, n, C, N / decode_s, s_lga["images_per_s"], s_sup["images_per_s"],
+        _, s_total = project(cfg, n, C, N / decode_s, s_lga["images_per_s"], s_sup["images_per_s"],
                                     mm["seconds_per_step"], s_ev["images_per_s"])
         sizes.append({
             "n": n, "tensor_mb": round(n * 3 * cfg.image_size ** 2 / 2**20, 1), "lga": s_lga, "supervised": s_sup,
