@@ -31,6 +31,10 @@ class Config:
     arch: str = "resnet18"  # resnet18 | mobilenet_v2 | fastnet
     width: float = 0  # 0 = the architecture's standard width; else resnet18 base channels, mobilenet_v2 multiplier, fastnet first group
     channels_last: bool = True  # faster convolutions on CPU and tensor cores
+    # torch.compile every model where it is built (engine/loops.py new_model). Off by default: compiling
+    # costs seconds to minutes per model and again per train/eval mode, which dominates short CPU runs (the cpu
+    # preset's whole audit is a few minutes); measure it with benchmarks/speed.py --compile first.
+    compile: bool = False
     precision: str = "auto"  # auto (bf16 on CUDA, fp32 elsewhere) | fp32 | bf16
     # --- stage 0: target detection (App. B lines 5-13, App. E.3)
     altruistic_warmup_epochs: int = 25
@@ -121,6 +125,10 @@ class Config:
         need(self.image_size >= 8, "image_size must be >= 8")
         need(self.purify_epochs >= 1, "purify_epochs must be >= 1")
         need(self.mixmatch_iterations >= 1 and self.mixmatch_batch_size >= 2, "MixMatch needs iterations >= 1, batch >= 2")
+        need(isinstance(self.compile, bool), f"compile must be true or false, got {self.compile!r}")
+        if self.compile:
+            import torch
+            need(hasattr(torch.nn.Module, "compile"), f"compile=true needs torch >= 2.2 (this is {torch.__version__})")
         return self
 
     def to_dict(self) -> dict[str, Any]:

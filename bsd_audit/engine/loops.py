@@ -55,6 +55,11 @@ def new_model(cfg: Config, num_classes: int, rt: Runtime) -> nn.Module:
     model = build_model(cfg.arch, num_classes, cfg.width).to(rt.device)
     if rt.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    if cfg.compile:
+        # In place (nn.Module.compile), not torch.compile(model): the wrapper torch.compile returns
+        # prefixes every state_dict key with `_orig_mod.`, and checkpoints and model files must load
+        # into an uncompiled module. Only forward is compiled; predict's features/head stay eager.
+        model.compile()
     return model
 
 

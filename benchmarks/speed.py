@@ -1,0 +1,449 @@
+"""How fast an audit runs, and how much faster its training steps are than a plain torchvision pipeline.
+
+For one dataset and preset, in one run, on the GPU when there is one and on the CPU otherwise (the
+same code path):
+
+- images/s of the three training steps as the audit runs them (the altruistic LGA step, the main
+  model's supervised warm-up step, the MixMatch step) and of evaluation (predict);
+- the baseline to beat: the same model (arch, width, batch size, Adam and its learning rate) fed by
+  torchvision's ImageFolder + DataLoader worker processes + per-image transforms, and the speed-up
+  of the tool's supervised step over it;
+- wall time per stage (decode, one epoch of each training stage, one pool update) and the projected
+  time of a whole `bsd-audit split` with the preset (each stage's time per epoch times its epochs);
+- peak memory of the host process and of the device;
+- with --sizes: the step timings on copies of the data of those sizes (a fixed random subset, or the
+  images tiled when the folder is smaller), to show how an epoch's cost grows with N.
+
+    PYTHONPATH=. python benchmarks/speed.py sample_data/train --preset cpu --json speed.json
+    PYTHONPATH=. python benchmarks/speed.py DATA --preset cpu --steps 30 --sizes 5000 10000 50000
+
+Without --steps each timing runs one whole epoch over the data (MixMatch: the preset's iterations
+per epoch); with --steps N each runs N batches and the per-epoch figures are extrapolated from the
+rate. --sizes runs whole epochs at each size unless --size-steps caps them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from bsd_audit.audit import prepare
+from bsd_audit.config import Config, parse_overrides, resolve_config
+from bsd_audit.data import ImageDataset, Normalizer
+from bsd_audit.engine.loops import Stream, new_model, predict, train_epoch
+from bsd_audit.engine.progress import Progress
+from bsd_audit.engine.runtime import Runtime
+from bsd_audit.method.altruistic import altruistic_epoch, new_altruistic
+from bsd_audit.method.mixmatch import mixmatch_step, unsupervised_weight
+from bsd_audit.models import build_model
+
+# ------------------------------------------------------------------------------------- settings
+WARMUP_STEPS = 2  # untimed full batches before each timing: first calls pick kernels (and compile, with --compile)
+BASELINE_PADDING = 4  # RandomCrop(size, padding=4): torchvision's usual CIFAR recipe
+SUBSET_SEED = 0  # which images a subset of the data holds
+MIXMATCH_COUNTED = ("labelled + unlabelled images drawn per step (2 x mixmatch_batch_size); each step also "
+                    "runs mixmatch_K no-grad forward passes over the unlabelled batch and one forward+backward "
+                    "over (1 + K) x batch mixed images")
+HOST_MEMORY_NOTE = ("peak resident set size of this process so far, from resource.getrusage (ru_maxrss; "
+                    "tracemalloc cannot see torch's allocations); the baseline's DataLoader workers are other "
+                    "processes and not in it")
+SCHEMA = 1
+
+
+# ------------------------------------------------------------------------------------- helpers
+def sync(rt: Runtime) -> None:
+    if rt.device.type == "cuda":
+        torch.cuda.synchronize(rt.device)
+
+
+def clock(rt: Runtime, fn) -> float:
+    """Seconds ``fn()`` takes, the device's queued work included."""
+    sync(rt)
+    t0 = time.perf_counter()
+    fn()
+    sync(rt)
+    return time.perf_counter() - t0
+
+
+def rate(images: int, seconds: float, **extra) -> dict:
+    return {"images": int(images), "seconds": round(seconds, 6),
+            "images_per_s": round(images / seconds, 1) if seconds > 0 else None, **extra}
+
+
+def host_peak_mb() -> float:
+    """Peak RSS of this process so far. (RUSAGE_CHILDREN is no use for the DataLoader workers: any
+    forked child, even one torch starts at import to run a tool, inherits the parent's RSS.)"""
+    unit = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is KiB on Linux, bytes on macOS
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * unit / 2**20, 1)
+
+
+def device_peak_mb(rt: Runtime, reset: bool = True) -> float | None:
+    """Peak memory torch allocated on the GPU since the last reset (None on the CPU)."""
+    if rt.device.type != "cuda":
+        return None
+    peak = round(torch.cuda.max_memory_allocated(rt.device) / 2**20, 1)
+    if reset:
+        torch.cuda.reset_peak_memory_stats(rt.device)
+    return peak
+
+
+def resized(ds: ImageDataset, n: int) -> ImageDataset:
+    """``n`` images of ``ds``: a fixed random subset when n <= len(ds), else every image repeated
+    (tiled) until there are n. The dataset itself when n is its size (no copy)."""
+    if n == len(ds):
+        return ds
+    order = torch.randperm(len(ds), generator=torch.Generator().manual_seed(SUBSET_SEED))
+    idx = order.repeat(math.ceil(n / len(ds)))[:n]
+    on_dev = idx.to(ds.images.device)
+    return dataclasses.replace(ds, paths=[ds.paths[i] for i in idx.tolist()], labels=ds.labels[on_dev],
+                               images=ds.images[on_dev])
+
+
+def warmup_images(n: int, bs: int) -> int:
+    """Images of the untimed warm-up pass before timing n: WARMUP_STEPS full batches, then a batch
+    of the size the timed pass ends with, so that no new shape (a new kernel, or with --compile a
+    recompile) is first met inside the timing."""
+    return WARMUP_STEPS * bs + n % bs
+
+
+def time_lga(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, n: int) -> dict:
+    """The altruistic warm-up's batch step: altruistic_epoch with LGA and no augmentation, as
+    detect_target runs it (less its per-sample loss bookkeeping, a few tensor ops per batch).
+    The altruistic model's plain-CE epochs during BSD run the same step."""
+    model, opt = new_altruistic(cfg, ds.num_classes, rt)
+    gen, bs = rt.generator(cfg.seed), cfg.altruistic_batch_size
+    first = clock(rt, lambda: altruistic_epoch(model, opt, resized(ds, warmup_images(n, bs)), norm, cfg, rt, gen, lga=True))
+    part = resized(ds, n)
+    seconds = clock(rt, lambda: altruistic_epoch(model, opt, part, norm, cfg, rt, gen, lga=True))
+    return rate(n, seconds, batch_size=bs, steps=math.ceil(n / bs), first_steps_s=round(first, 3))
+
+
+def time_supervised(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, n: int):
+    """The main model's warm-up step: batch augmentation on the device, CE, Adam (train_epoch as
+    run_bsd calls it). Returns the timing and the model (evaluation is timed with it)."""
+    model = new_model(cfg, ds.num_classes, rt)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.warmup_lr)
+    gen, bs = rt.generator(cfg.seed), cfg.warmup_batch_size
+
+    def epoch(d: ImageDataset):
+        return train_epoch(model, opt, d, torch.arange(len(d), device=rt.device),
+                           lambda z, y: F.cross_entropy(z, y, reduction="none"), lambda v: v.mean(),
+                           norm, cfg, rt, gen, bs)
+
+    first = clock(rt, lambda: epoch(resized(ds, warmup_images(n, bs))))
+    part = resized(ds, n)
+    seconds = clock(rt, lambda: epoch(part))
+    return rate(n, seconds, batch_size=bs, steps=math.ceil(n / bs), first_steps_s=round(first, 3)), model
+
+
+def time_eval(model, ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, n: int) -> dict:
+    """predict over n images: what a pool update runs over D, once per model."""
+    bs = cfg.eval_batch_size
+    first = clock(rt, lambda: predict(model, resized(ds, warmup_images(n, bs)), norm, rt, bs))
+    part = resized(ds, n)
+    seconds = clock(rt, lambda: predict(model, part, norm, rt, bs))
+    return rate(n, seconds, batch_size=bs, steps=math.ceil(n / bs), first_steps_s=round(first, 3))
+
+
+def time_mixmatch(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, steps: int) -> dict:
+    """mixmatch_step as the BSD epoch loop runs it: labelled batches streamed from a clean pool,
+    unlabelled ones from the poison pool (here a random alpha share of D is called clean)."""
+    model = new_model(cfg, ds.num_classes, rt)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.mixmatch_lr)
+    gen, rng, bs = rt.generator(cfg.seed), np.random.default_rng(cfg.seed), cfg.mixmatch_batch_size
+    clean = np.zeros(len(ds), dtype=bool)
+    clean[rng.permutation(len(ds))[:min(len(ds) - 1, max(1, round(cfg.alpha * len(ds))))]] = True
+    labelled = Stream(torch.from_numpy(np.flatnonzero(clean)).to(rt.device), bs, gen)
+    unlabelled = Stream(torch.from_numpy(np.flatnonzero(~clean)).to(rt.device), bs, gen)
+    drawn = [0]
+
+    def run(k: int):
+        total = torch.zeros((), device=rt.device)
+        for it in range(k):
+            idx_l, idx_u = labelled.next(), unlabelled.next()
+            drawn[0] += len(idx_l) + len(idx_u)
+            w = unsupervised_weight(cfg.T1, it, k, cfg.mixmatch_lambda_u, cfg.mixmatch_rampup)
+            total += mixmatch_step(model, opt, ds, idx_l, idx_u, norm, cfg, rt, gen, rng, w)
+        return float(total / k)  # the epoch's one host sync
+
+    first = clock(rt, lambda: run(WARMUP_STEPS))
+    drawn[0] = 0
+    seconds = clock(rt, lambda: run(steps))
+    return rate(drawn[0], seconds, batch_size=bs, steps=steps, K=cfg.mixmatch_K, first_steps_s=round(first, 3),
+                seconds_per_step=round(seconds / steps, 5), counted=MIXMATCH_COUNTED)
+
+
+def time_baseline(data: Path, cfg: Config, rt: Runtime, n: int, workers: int,
+                  mean, std, like_tool: bool) -> dict:
+    """The same model and optimiser fed the way a typical torchvision script feeds it: ImageFolder,
+    a DataLoader with worker processes, per-image PIL transforms, then CE. The timing covers an
+    epoch of n images from creating the loader's iterator (starting its workers, as every epoch
+    does by default) to the last step; ``start_s`` is the time to the first batch. The model is
+    warmed up by a short untimed epoch first. Plain, the model runs as such a script runs it:
+    contiguous fp32 (TF32 matmuls on a GPU, as the tool's runtime allows them process-wide);
+    ``like_tool`` gives it the tool's memory format, precision and compile setting, so that the
+    ratio is the data path's alone."""
+    from torch.utils.data import DataLoader, RandomSampler
+    from torchvision import datasets, transforms
+
+    size, bs = cfg.image_size, cfg.warmup_batch_size
+    tf = transforms.Compose([
+        transforms.Resize((size, size)), transforms.RandomCrop(size, padding=BASELINE_PADDING),
+        transforms.RandomHorizontalFlip(), transforms.ToTensor(), transforms.Normalize(mean, std)])
+    folder = datasets.ImageFolder(str(data), transform=tf)
+    model = build_model(cfg.arch, len(folder.classes), cfg.width).to(rt.device)
+    channels_last = like_tool and rt.channels_last
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if like_tool and cfg.compile:
+        model.compile()
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.warmup_lr)
+    cuda = rt.device.type == "cuda"
+    torch.manual_seed(cfg.seed)
+
+    def loader(images: int):
+        return DataLoader(folder, batch_size=bs, sampler=RandomSampler(folder, num_samples=images),
+                          num_workers=workers, pin_memory=cuda)
+
+    def step(x, y, total):
+        x, y = x.to(rt.device, non_blocking=True), y.to(rt.device, non_blocking=True)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with rt.autocast() if like_tool else contextlib.nullcontext():
+            logits = model(x)
+        loss = F.cross_entropy(logits.float(), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        total += loss.detach()
+
+    def epoch(images: int) -> float:
+        """Seconds to the first batch; the whole epoch is timed by the caller."""
+        model.train()
+        total = torch.zeros((), device=rt.device)
+        t0 = time.perf_counter()
+        start = None
+        for x, y in loader(images):
+            if start is None:
+                start = time.perf_counter() - t0
+            step(x, y, total)
+        float(total)  # one host sync per epoch, as the tool's loop
+        return start or 0.0
+
+    first = clock(rt, lambda: epoch(warmup_images(n, bs)))
+    start = [0.0]
+    seconds = clock(rt, lambda: start.__setitem__(0, epoch(n)))
+    steady = (n - min(n, bs)) / (seconds - start[0]) if seconds > start[0] and n > bs else None
+    return rate(n, seconds, batch_size=bs, steps=math.ceil(n / bs), first_steps_s=round(first, 3),
+                start_s=round(start[0], 4), steady_images_per_s=None if steady is None else round(steady, 1),
+                workers=workers, like_tool=like_tool, channels_last=channels_last,
+                precision=str(rt.amp_dtype).replace("torch.", "") if like_tool and rt.amp_dtype else "fp32",
+                transforms=[type(t).__name__ for t in tf.transforms])
+
+
+def project(cfg: Config, n: int, num_classes: int, decode_rate: float, lga: float, sup: float,
+            mm_step_s: float, ev: float) -> tuple[list[dict], float]:
+    """Stages of `split` with this config on n images: seconds per epoch x epochs. Checkpoint writes
+    and the verdict are left out (small next to the training)."""
+    n_nt = n * (num_classes - 1) / num_classes  # D_nt: every class but the target (classes taken as equal)
+    T1, T2, T3 = cfg.T1, cfg.T2, cfg.T3
+    rows = [
+        ("decode (scan, decode, fingerprint, channel stats)", 1, n / decode_rate),
+        ("altruistic warm-up epoch (LGA step, over D)", cfg.altruistic_warmup_epochs, n / lga),
+        ("main warm-up epoch (supervised step, over D_nt)", T1, n_nt / sup),
+        ("altruistic epoch in BSD (same step, CE, over D)", min(T2, T3), n / lga),
+        ("OSS at T1 (predict over D, with features)", 1, n / ev),
+        ("MixMatch epoch (mixmatch_iterations steps)", T3 - T1, cfg.mixmatch_iterations * mm_step_s),
+        ("pool update (predict over D, both models)", max(0, T3 - cfg.stage2_start), 2 * n / ev),
+    ]
+    if cfg.stop_after_init:  # split --init-only: stops at T1
+        rows = [(s, min(c, T1) if "altruistic epoch in BSD" in s else c, e) for s, c, e in rows
+                if not s.startswith(("MixMatch", "pool update"))]
+    out = [{"stage": s, "seconds_each": round(e, 4), "count": c, "seconds": round(e * c, 2)} for s, c, e in rows]
+    return out, round(sum(r["seconds"] for r in out), 1)
+
+
+def table(title: str, header: list[str], rows: list[list]) -> str:
+    def cell(v) -> str:
+        if v is None:
+            return "-"
+        if isinstance(v, float):
+            return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.2f}" if abs(v) >= 1 else f"{v:.3f}"
+        return f"{v:,}" if isinstance(v, int) else str(v)
+
+    cells = [header] + [[cell(v) for v in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    line = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
+    return "\n".join([f"\n{title}", line(header), line(["-" * w for w in widths])] + [line(r) for r in cells[1:]])
+
+
+def render(res: dict) -> str:
+    steps, base, m = res["steps"], res["baseline"], res["memory"]
+    th = res["threads"]
+    out = [
+        f"data {res['data']}: {res['num_images']:,} images, {res['num_classes']} classes, {res['image_size']}px",
+        f"preset {res['preset']}: {res['arch']} width {res['width']:g}, device {res['device']}, precision {res['precision']}, "
+        f"channels_last {res['channels_last']}, compile {res['compile']}",
+        f"threads: intra-op {th['intra_op']}, inter-op {th['inter_op']}, cores {th['cpu_count']} (config threads={th['config']}; 0 = every core)",
+        f"timed: {res['timed']}; warm-up s: the untimed pass before each timing (kernel choice, compiling)",
+    ]
+    names = [("lga", "altruistic LGA step (no aug)"), ("supervised", "supervised step (batch aug + CE)"),
+             ("mixmatch", "MixMatch step (labelled + unlabelled)"), ("eval", "eval (predict)")]
+    rows = [[label, steps[k]["batch_size"], steps[k]["images"], steps[k]["seconds"], steps[k]["images_per_s"],
+             steps[k]["first_steps_s"]] for k, label in names]
+    rows.append([f"baseline: torchvision, {base['workers']} workers", base["batch_size"], base["images"], base["seconds"],
+                 base["images_per_s"], base["first_steps_s"]])
+    out.append(table("Steps", ["step", "batch", "images", "seconds", "images/s", "warm-up s"], rows))
+    out.append(f"MixMatch counts {MIXMATCH_COUNTED}.")
+    out.append(f"baseline: {', '.join(base['transforms'])}; loader start {base['start_s']:.3f} s, "
+               f"{base['steady_images_per_s'] or '-'} images/s after it; model {base['precision']}, "
+               f"channels_last {base['channels_last']}")
+    sp = res["speedup_supervised"]
+    out.append(f"speed-up of the supervised step, tool / torchvision baseline: {sp['ratio']}x "
+               f"(after the loader start: {sp['steady_ratio'] or '-'}x)")
+    out.append(table(f"Stages of `split`, preset {res['preset']} ({res['stage_figures']})",
+                     ["stage", "s each", "count", "seconds"],
+                     [[r["stage"], r["seconds_each"], r["count"], r["seconds"]] for r in res["stages"]]))
+    out.append(f"projected split: {res['projected_split_s']:,.1f} s ({res['projected_split_s'] / 60:.1f} min), "
+               "checkpoint writes left out")
+    dev = m["device_peak_mb"]
+    out.append(f"\nhost peak RSS: {m['host_peak_mb']['at_start']:,.0f} MB at start (imports), "
+               f"{m['host_peak_mb']['after_decode']:,.0f} MB after decode, "
+               f"{m['host_peak_mb']['after_steps']:,.0f} MB after the tool's steps, "
+               f"{m['host_peak_mb']['after_baseline']:,.0f} MB after the baseline; "
+               f"the decoded data is {m['dataset_tensor_mb']:,.1f} MB"
+               + ("" if dev is None else f"; device peak: " + ", ".join(f"{k} {v:,.0f} MB" for k, v in dev.items())))
+    out.append(f"({HOST_MEMORY_NOTE})")
+    if res["sizes"]:
+        rows = [[s["n"], s["tensor_mb"], s["lga"]["images_per_s"], s["supervised"]["images_per_s"], s["eval"]["images_per_s"],
+                 s["lga_epoch_s"], s["warmup_epoch_s"], s["pool_update_s"], s["projected_split_s"],
+                 s["host_peak_mb"], s["device_peak_mb"]] for s in res["sizes"]]
+        out.append(table(f"Sizes ({res['sizes_timed']})",
+                         ["N", "tensor MB", "LGA img/s", "sup img/s", "eval img/s", "LGA epoch s", "warm-up epoch s",
+                          "pool update s", "split s", "host MB", "device MB"], rows))
+    return "\n".join(out)
+
+
+# ------------------------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("data", type=Path, help="ImageFolder tree (DATA/<class>/<image>)")
+    ap.add_argument("--preset", default="cpu", help="paper | fast | cpu | auto (default cpu)")
+    ap.add_argument("--set", dest="sets", action="append", default=[], metavar="FIELD=VALUE", help="config override")
+    ap.add_argument("--steps", type=int, default=None, help="batches per timing (default: one whole epoch)")
+    ap.add_argument("--sizes", type=int, nargs="*", default=[], help="also time these dataset sizes")
+    ap.add_argument("--size-steps", type=int, default=None, help="batches per timing at each size (default: whole epochs)")
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="baseline DataLoader workers (default: cores)")
+    ap.add_argument("--baseline-like-tool", action="store_true",
+                    help="give the baseline's model the tool's memory format, precision and compile setting")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the models (the compile config field)")
+    ap.add_argument("--json", dest="json_out", type=Path, default=None, help="also write the results here")
+    args = ap.parse_args(argv)
+    if any(v is not None and v < 1 for v in (args.steps, args.size_steps)) or any(n < 2 for n in args.sizes):
+        ap.error("--steps and --size-steps must be at least 1, every --sizes entry at least 2")
+    if args.workers < 0:
+        ap.error("--workers must be 0 (load in the main process) or more")
+    overrides = parse_overrides(args.sets)
+    if args.compile:
+        overrides["compile"] = "true"
+    cfg = resolve_config(args.preset, overrides)
+
+    # ---- decode: the audit's own data stage (runtime, seeds, scan, decode, channel statistics)
+    at_start = host_peak_mb()  # torch and the tool imported, nothing loaded
+    t0 = time.perf_counter()
+    rt, ds, norm = prepare(args.data, cfg, Progress())
+    sync(rt)
+    decode_s = time.perf_counter() - t0
+    N, C = len(ds), ds.num_classes
+    mem = {"at_start": at_start, "after_decode": host_peak_mb()}
+    dev_mem = {"decode": device_peak_mb(rt)}
+
+    # ---- the tool's steps on the whole data (or --steps batches of it)
+    def images(bs: int, steps: int | None, n: int) -> int:
+        return n if steps is None else steps * bs
+
+    lga = time_lga(ds, norm, cfg, rt, images(cfg.altruistic_batch_size, args.steps, N))
+    dev_mem["lga"] = device_peak_mb(rt)
+    sup, model = time_supervised(ds, norm, cfg, rt, images(cfg.warmup_batch_size, args.steps, N))
+    dev_mem["supervised"] = device_peak_mb(rt)
+    ev = time_eval(model, ds, norm, cfg, rt, images(cfg.eval_batch_size, args.steps, N))
+    dev_mem["eval"] = device_peak_mb(rt)
+    del model
+    mm = time_mixmatch(ds, norm, cfg, rt, args.steps or cfg.mixmatch_iterations)
+    dev_mem["mixmatch"] = device_peak_mb(rt)
+    mem["after_steps"] = host_peak_mb()
+
+    # ---- the baseline: same model, same number of images, torchvision's data path
+    mean, std = (norm.mean / 255).flatten().tolist(), (norm.std / 255).flatten().tolist()
+    base = time_baseline(args.data, cfg, rt, sup["images"], args.workers, mean, std, args.baseline_like_tool)
+    dev_mem["baseline"] = device_peak_mb(rt)
+    mem["after_baseline"] = host_peak_mb()
+
+    def ratio(a, b):
+        return round(a / b, 2) if a and b else None
+
+    stages, total = project(cfg, N, C, N / decode_s, lga["images_per_s"], sup["images_per_s"],
+                            mm["seconds_per_step"], ev["images_per_s"])
+
+    # ---- sizes: whole epochs (or --size-steps batches) on N images, subset or tiled
+    sizes = []
+    for n in args.sizes:
+        sub = resized(ds, n)
+        s_lga = time_lga(sub, norm, cfg, rt, images(cfg.altruistic_batch_size, args.size_steps, n))
+        s_sup, model = time_supervised(sub, norm, cfg, rt, images(cfg.warmup_batch_size, args.size_steps, n))
+        s_ev = time_eval(model, sub, norm, cfg, rt, images(cfg.eval_batch_size, args.size_steps, n))
+        del model, sub
+        _, s_total = project(cfg, n, C, N / decode_s, s_lga["images_per_s"], s_sup["images_per_s"],
+                                    mm["seconds_per_step"], s_ev["images_per_s"])
+        sizes.append({
+            "n": n, "tensor_mb": round(n * 3 * cfg.image_size ** 2 / 2**20, 1), "lga": s_lga, "supervised": s_sup,
+            "eval": s_ev, "lga_epoch_s": round(n / s_lga["images_per_s"], 4),
+            "warmup_epoch_s": round(n * (C - 1) / C / s_sup["images_per_s"], 4),
+            "pool_update_s": round(2 * n / s_ev["images_per_s"], 4), "projected_split_s": s_total,
+            "host_peak_mb": host_peak_mb(), "device_peak_mb": device_peak_mb(rt),
+        })
+
+    res = {
+        "schema": SCHEMA, "data": str(args.data), "num_images": N, "num_classes": C, "image_size": cfg.image_size,
+        "preset": cfg.preset, "arch": cfg.arch, "width": cfg.width, "device": rt.describe(),
+        "device_type": rt.device.type, "precision": str(rt.amp_dtype).replace("torch.", "") if rt.amp_dtype else "fp32",
+        "channels_last": rt.channels_last, "compile": cfg.compile,
+        "threads": {"intra_op": torch.get_num_threads(), "inter_op": torch.get_num_interop_threads(),
+                    "cpu_count": os.cpu_count(), "config": cfg.threads},
+        "torch": torch.__version__, "steps_per_timing": args.steps,
+        "timed": "one whole epoch per step (MixMatch: mixmatch_iterations steps)" if args.steps is None
+                 else f"{args.steps} batches per step, epochs extrapolated",
+        "steps": {"lga": lga, "supervised": sup, "mixmatch": mm, "eval": ev},
+        "baseline": base,
+        "speedup_supervised": {"ratio": ratio(sup["images_per_s"], base["images_per_s"]),
+                               "steady_ratio": ratio(sup["images_per_s"], base["steady_images_per_s"])},
+        "decode": rate(N, decode_s),
+        "stages": stages, "stage_figures": "measured epochs" if args.steps is None else "extrapolated from --steps",
+        "projected_split_s": total,
+        "memory": {"host_peak_mb": mem, "device_peak_mb": None if rt.device.type != "cuda" else dev_mem,
+                   "dataset_tensor_mb": round(ds.images.numel() / 2**20, 1),
+                   "host_note": HOST_MEMORY_NOTE},
+        "sizes": sizes,
+        "sizes_timed": "whole epochs" if args.size_steps is None else f"{args.size_steps} batches per step",
+        "config": cfg.to_dict(),
+    }
+    print(render(res), flush=True)
+    if args.json_out is not None:
+        args.json_out.write_text(json.dumps(res, indent=2) + "\n")
+    return res
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+"""benchmarks/speed.py reports what it promises (README, Speed): step throughput of the tool and of
+the torchvision baseline with their ratio, per-stage times and the projected audit, memory, threads,
+and the per-size figures, as a table and as JSON. No timing is asserted: only that every figure is there."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+from conftest import make_tiny_poisoned
+
+SPEED = Path(__file__).resolve().parents[1] / "benchmarks" / "speed.py"
+TINY = ["device=cpu", "arch=fastnet", "width=8", "image_size=16", "threads=1", "altruistic_batch_size=32",
+        "warmup_batch_size=32", "mixmatch_batch_size=16", "eval_batch_size=64"]
+
+
+def _speed_module():
+    spec = importlib.util.spec_from_file_location("speed_benchmark", SPEED)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_speed_reports_every_promised_figure(tmp_path, capsys):
+    data = tmp_path / "data"
+    make_tiny_poisoned(data)  # 3 classes x 40 images, 16x16
+    out = tmp_path / "speed.json"
+    argv = [str(data), "--preset", "cpu", "--steps", "2", "--sizes", "60", "200", "--workers", "1", "--json", str(out)]
+    for pair in TINY:
+        argv += ["--set", pair]
+    returned = _speed_module().main(argv)
+    doc = json.loads(out.read_text())
+    assert doc == json.loads(json.dumps(returned))
+
+    assert (doc["num_images"], doc["num_classes"], doc["device_type"], doc["compile"]) == (120, 3, "cpu", False)
+    assert doc["threads"]["intra_op"] == 1 and doc["threads"]["cpu_count"] >= 1
+    for name in ("lga", "supervised", "mixmatch", "eval"):
+        step = doc["steps"][name]
+        assert step["images"] > 0 and step["seconds"] > 0 and step["images_per_s"] > 0, name
+    assert doc["steps"]["lga"]["images"] == 2 * 32 and doc["steps"]["supervised"]["images"] == 2 * 32
+    assert doc["steps"]["mixmatch"]["images"] == 2 * 2 * 16  # 2 steps x (labelled + unlabelled batch)
+    assert "labelled + unlabelled" in doc["steps"]["mixmatch"]["counted"]
+
+    base = doc["baseline"]
+    assert base["images"] == doc["steps"]["supervised"]["images"] and base["images_per_s"] > 0  # same images timed
+    assert base["workers"] == 1 and base["transforms"] == ["Resize", "RandomCrop", "RandomHorizontalFlip",
+                                                          "ToTensor", "Normalize"]
+    assert doc["speedup_supervised"]["ratio"] > 0
+
+    assert doc["decode"]["images"] == 120 and doc["decode"]["seconds"] > 0
+    stages = {row["stage"].split(" (")[0]: row for row in doc["stages"]}
+    assert {"decode", "altruistic warm-up epoch", "main warm-up epoch", "MixMatch epoch", "pool update"} <= set(stages)
+    assert stages["altruistic warm-up epoch"]["count"] == doc["config"]["altruistic_warmup_epochs"]
+    assert doc["projected_split_s"] == round(sum(row["seconds"] for row in doc["stages"]), 1) >= 0
+
+    mem = doc["memory"]
+    assert mem["host_peak_mb"]["after_baseline"] >= mem["host_peak_mb"]["after_decode"] > 0
+    assert mem["device_peak_mb"] is None  # CPU run
+    assert [s["n"] for s in doc["sizes"]] == [60, 200]
+    for s in doc["sizes"]:
+        assert s["lga"]["images"] == s["supervised"]["images"] == s["eval"]["images"] == s["n"]  # whole epochs
+        assert all(s[k] >= 0 for k in ("lga_epoch_s", "warmup_epoch_s", "pool_update_s", "projected_split_s", "tensor_mb"))
+
+    shown = capsys.readouterr().out
+    for needle in ("images/s", "speed-up of the supervised step", "projected split", "host peak RSS", "intra-op 1", "Sizes"):
+        assert needle in shown
