@@ -85,10 +85,9 @@ def detect(data: Path, out: Path, cfg: Config, progress: Progress | None = None)
 
 def verdict_of(est: TargetEstimate, ds: ImageDataset, target: int, indicator: np.ndarray | None = None):
     """The attack-present verdict and the suspicious list from the warm-up's evidence (verdict.py)."""
-    from .verdict import Evidence, attack_verdict
-    fit_rank = est.fit_rank
-    if fit_rank is None:  # an estimate from an older artifact: rank its end-of-warm-up losses instead
-        fit_rank = np.argsort(np.argsort(est.ce, kind="stable")) / max(len(est.ce) - 1, 1)
+    from .verdict import Evidence, attack_verdict, loss_ranks
+    # an estimate from an older artifact has no fit ranks: rank its end-of-warm-up losses instead
+    fit_rank = est.fit_rank if est.fit_rank is not None else loss_ranks(est.ce)
     return attack_verdict(Evidence(labels=ds.labels.cpu().numpy(), target=target, fit_rank=fit_rank,
                                    vote_share=est.confidence, estimates_agree=est.agree, loss_gap=est.loss_gap,
                                    indicator=indicator))
@@ -96,11 +95,11 @@ def verdict_of(est: TargetEstimate, ds: ImageDataset, target: int, indicator: np
 
 def load_truth(manifest: Path, ds: ImageDataset) -> np.ndarray:
     """Ground-truth poison mask from a benchmark manifest (paths relative to the data root)."""
+    doc = _read_manifest(manifest)
     try:
-        doc = json.loads(Path(manifest).read_text())
         poisoned = set(doc["poisoned"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise BadInputError(f"{manifest}: not a readable benchmark manifest ({exc}). "
+    except (KeyError, TypeError) as exc:
+        raise BadInputError(f"{manifest}: not a readable benchmark manifest (no list of poisoned paths: {exc}). "
                             "Pass the manifest.json written by `bsd-audit make-benchmark`.") from exc
     truth = np.array([p in poisoned for p in ds.paths])
     missing = len(poisoned) - int(truth.sum())

@@ -67,6 +67,11 @@ class Verdict:
                 "suspicious_share": round(float(self.suspicious.sum()) / n, 4) if n else 0.0, "inputs": self.inputs}
 
 
+def loss_ranks(losses: np.ndarray) -> np.ndarray:
+    """Each sample's rank by loss, scaled to [0, 1] (0 = lowest): fit ranks from a single loss."""
+    return np.argsort(np.argsort(losses, kind="stable")) / max(len(losses) - 1, 1)
+
+
 def logit_ranks(fit_rank: np.ndarray) -> np.ndarray:
     r = np.clip(fit_rank, 1e-4, 1 - 1e-4)
     return np.log(r / (1 - r))
@@ -114,11 +119,8 @@ def evidence_from_artifact(f) -> Evidence:
     """The evidence stored in a detect-target or split artifact (an open h5py.File)."""
     t = f["target"]
     indicator = f["scores/indicator"][()] if "scores/indicator" in f else None
-    if "scores/fit_rank" in f:
-        fit_rank = f["scores/fit_rank"][()]
-    else:  # an artifact from before fit_rank was stored: rank the end-of-warm-up losses instead
-        ce = f["scores/lga_ce"][()]
-        fit_rank = np.argsort(np.argsort(ce, kind="stable")) / max(len(ce) - 1, 1)
+    # an artifact from before fit_rank was stored: rank the end-of-warm-up losses instead
+    fit_rank = f["scores/fit_rank"][()] if "scores/fit_rank" in f else loss_ranks(f["scores/lga_ce"][()])
     return Evidence(labels=f["samples/label"][()], target=int(t.attrs["target"]), fit_rank=fit_rank,
                     vote_share=float(t.attrs["confidence"]), estimates_agree=bool(t.attrs["agree"]),
                     loss_gap=float(t.attrs["loss_gap"]), indicator=indicator)

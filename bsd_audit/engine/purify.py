@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from ..config import Config
 from ..data import ImageDataset, Normalizer
 from ..io.checkpoint import Checkpoint, epoch_delay, load_checkpoint, restore_optimizer, save_checkpoint
-from ..method.mixmatch import mixmatch_step, unsupervised_weight
-from .loops import Stream, check_finite, new_model, train_epoch
+from ..method.mixmatch import mixmatch_epoch
+from .loops import check_finite, new_model, train_epoch
 from .progress import Progress
 from .runtime import Runtime
 
@@ -80,13 +80,7 @@ def train_model(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, mo
     # restored generator, so resumed and uninterrupted runs draw the same batches.
     for epoch in range(start, cfg.purify_epochs):
         if mode == "mixmatch" and len(poison_idx) > 0:
-            labelled = Stream(train_idx, cfg.mixmatch_batch_size, gen)
-            unlabelled = Stream(poison_idx, cfg.mixmatch_batch_size, gen)
-            total = torch.zeros((), device=rt.device)
-            for it in range(cfg.mixmatch_iterations):
-                w = unsupervised_weight(epoch, it, cfg.mixmatch_iterations, cfg.mixmatch_lambda_u, rampup)
-                total += mixmatch_step(model, opt, ds, labelled.next(), unlabelled.next(), norm, cfg, rt, gen, rng, w)
-            loss = float(total / cfg.mixmatch_iterations)
+            loss = mixmatch_epoch(model, opt, ds, train_idx, poison_idx, norm, cfg, rt, gen, rng, epoch, rampup)
         else:  # supervised, baseline, or a split with nothing in its poison pool
             loss = train_epoch(model, opt, ds, train_idx, lambda z, y: F.cross_entropy(z, y, reduction="none"),
                                lambda v: v.mean(), norm, cfg, rt, gen, cfg.warmup_batch_size)

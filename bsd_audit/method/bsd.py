@@ -19,14 +19,14 @@ import torch.nn.functional as F
 
 from ..config import Config
 from ..data import ImageDataset, Normalizer
-from ..engine.loops import Stream, check_finite, new_model, predict, train_epoch
+from ..engine.loops import check_finite, new_model, predict, train_epoch
 from ..engine.progress import Progress
 from ..engine.runtime import Runtime
 from ..io.checkpoint import restore_optimizer
 from .altruistic import altruistic_epoch, new_altruistic
 from .als import als_split, top_share
 from .losses import sce_loss
-from .mixmatch import mixmatch_step, unsupervised_weight
+from .mixmatch import mixmatch_epoch
 from .oss import oss_split
 from .pools import alpha_schedule, class_completion, indicator, init_pools, selective_drop, target_keep
 from .target import TargetEstimate
@@ -220,10 +220,4 @@ def _mixmatch_epoch(model, opt, ds, clean: np.ndarray, norm, cfg: Config, rt: Ru
     if len(clean_idx) == 0 or len(poison_idx) == 0:
         raise RuntimeError(f"epoch {T}: a pool is empty (clean {len(clean_idx)}, poison {len(poison_idx)}); "
                            "check beta/alpha for this dataset size")
-    labelled = Stream(clean_idx, cfg.mixmatch_batch_size, gen)
-    unlabelled = Stream(poison_idx, cfg.mixmatch_batch_size, gen)
-    total = torch.zeros((), device=rt.device)
-    for it in range(cfg.mixmatch_iterations):
-        w = unsupervised_weight(T, it, cfg.mixmatch_iterations, cfg.mixmatch_lambda_u, cfg.mixmatch_rampup)
-        total += mixmatch_step(model, opt, ds, labelled.next(), unlabelled.next(), norm, cfg, rt, gen, rng, w)
-    return float(total / cfg.mixmatch_iterations)
+    return mixmatch_epoch(model, opt, ds, clean_idx, poison_idx, norm, cfg, rt, gen, rng, T, cfg.mixmatch_rampup)

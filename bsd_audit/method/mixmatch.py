@@ -16,6 +16,7 @@ from torch import nn
 
 from ..config import Config
 from ..data import ImageDataset, Normalizer, augment
+from ..engine.loops import Stream
 from ..engine.runtime import Runtime
 
 
@@ -60,3 +61,18 @@ def mixmatch_step(model: nn.Module, opt: torch.optim.Optimizer, ds: ImageDataset
     loss.backward()
     opt.step()
     return loss.detach()
+
+
+def mixmatch_epoch(model: nn.Module, opt: torch.optim.Optimizer, ds: ImageDataset, labelled_idx: torch.Tensor,
+                   unlabelled_idx: torch.Tensor, norm: Normalizer, cfg: Config, rt: Runtime, gen: torch.Generator,
+                   rng: np.random.Generator, epoch: int, rampup: int) -> float:
+    """``cfg.mixmatch_iterations`` MixMatch steps, batches drawn from endless streams over the two
+    pools (an exhausted pool restarts, as ASD does); λ_u ramps over ``rampup`` epochs. Returns the
+    mean loss (one host sync per epoch)."""
+    labelled = Stream(labelled_idx, cfg.mixmatch_batch_size, gen)
+    unlabelled = Stream(unlabelled_idx, cfg.mixmatch_batch_size, gen)
+    total = torch.zeros((), device=rt.device)
+    for it in range(cfg.mixmatch_iterations):
+        w = unsupervised_weight(epoch, it, cfg.mixmatch_iterations, cfg.mixmatch_lambda_u, rampup)
+        total += mixmatch_step(model, opt, ds, labelled.next(), unlabelled.next(), norm, cfg, rt, gen, rng, w)
+    return float(total / cfg.mixmatch_iterations)

@@ -83,6 +83,5 @@ def target_keep(scores: np.ndarray, labels: np.ndarray, target: int, share: floa
     """
     members = np.flatnonzero(labels == target)
     keep = np.zeros(len(labels), dtype=bool)
-    k = int(round(share * len(members)))
-    keep[members[np.argsort(-scores[members], kind="stable")[:k]]] = True
+    keep[members[top_share(scores[members], share)]] = True
     return keep
