@@ -21,6 +21,7 @@ import torch
 
 from .config import Config
 from .data import ImageDataset, Normalizer, load_imagefolder
+from .engine.distributed import is_main
 from .engine.progress import Progress
 from .engine.runtime import Runtime, make_runtime, seed_everything
 from .errors import BadInputError, TrainingDivergedError
@@ -141,7 +142,7 @@ def split(data: Path, out: Path, cfg: Config, target: str | None = None, target_
     gen, rng = rt.generator(cfg.seed), np.random.default_rng(cfg.seed)
     ckpt = SplitCheckpoints(checkpoint_path(out), identity, cfg, ds, rt.describe(), gen, rng, after_epoch)
     if not resume:
-        ckpt.path.unlink(missing_ok=True)  # --no-resume: start again; the stale checkpoint must not be resumed later
+        _discard(ckpt.path)  # --no-resume: start again; the stale checkpoint must not be resumed later
     state = ckpt.resume() if resume else None
     if state is not None:
         progress.log(f"resumed from {ckpt.path}, {describe_checkpoint(ckpt.path)}"
@@ -189,8 +190,14 @@ def split(data: Path, out: Path, cfg: Config, target: str | None = None, target_
         summary["truth"]["suspicious_recall"] = round(int((truth & flagged).sum()) / n_poison, 4) if n_poison else None
     summary["wall_time_s"] = round(time.perf_counter() - t0, 2)
     write_split_artifact(out, res, est, source, ds, cfg, rt.describe(), truth, summary, v)
-    ckpt.path.unlink(missing_ok=True)  # the artifact now holds the result the checkpoint led to
+    _discard(ckpt.path)  # the artifact now holds the result the checkpoint led to
     return summary
+
+
+def _discard(path: Path) -> None:
+    """Delete a checkpoint; under torchrun rank 0 does it, as it alone writes files."""
+    if is_main():
+        Path(path).unlink(missing_ok=True)
 
 
 def _digest(values: np.ndarray) -> str:
@@ -241,7 +248,7 @@ def train_clean(data: Path, out: Path, cfg: Config, split_path: Path | None = No
     identity = {"command": "train-clean", "mode": mode, "split_created": split_created}
     ckpt = checkpoint_path(out)
     if not resume and ckpt.exists():
-        ckpt.unlink()  # --no-resume: start again; the stale checkpoint must not be resumed later
+        _discard(ckpt)  # --no-resume: start again; the stale checkpoint must not be resumed later
     with _naming_checkpoint(ckpt):
         res = train_model(ds, norm, cfg, rt, mode, clean, identity, ckpt, resume, progress, after_epoch)
     mean, std = ds.channel_stats()
@@ -256,7 +263,7 @@ def train_clean(data: Path, out: Path, cfg: Config, split_path: Path | None = No
     summary["wall_time_s"] = round(time.perf_counter() - t0, 2)
     write_model_artifact(out, res.model, ds, cfg, rt.describe(), mode, mean, std, target,
                          "" if split_path is None else str(split_path), split_created, res.history, summary)
-    ckpt.unlink(missing_ok=True)  # the weights file now holds everything the checkpoint did
+    _discard(ckpt)  # the weights file now holds everything the checkpoint did
     return summary
 
 

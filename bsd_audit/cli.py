@@ -6,6 +6,7 @@ No maths here. Exit codes are listed in errors.py, the README and the man pages.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -98,8 +99,26 @@ def _config(preset: str, config_file: Optional[Path], sets: Optional[List[str]],
 
 def _run(fn: Callable[[], int]) -> None:
     """Run a command body; the tool's own errors become a message and an exit code, never a traceback."""
+    rank = int(os.environ.get("RANK", "0"))
+    if rank != 0:
+        # Under torchrun rank 0 speaks for the run (progress, tables, the JSON summary); the other
+        # ranks print only their own errors, prefixed with their rank.
+        err.quiet = True
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
     try:
         code = fn()
+    except (Exception, KeyboardInterrupt):
+        if rank != 0:
+            err.quiet = False
+            err.print(f"[bold]rank {rank}:[/bold]", end=" ")
+        _handled()
+    raise typer.Exit(code)
+
+
+def _handled() -> None:
+    """Inside an except block: report the exception in flight and exit with its documented code."""
+    try:
+        raise
     except AuditError as exc:
         # The message names files: escape it (rich would eat "[...]" in a path as markup) and do not
         # wrap it (a path broken across lines cannot be copied or grepped from a CI log).
@@ -113,7 +132,6 @@ def _run(fn: Callable[[], int]) -> None:
         err.print("[bold red]internal error[/bold red] (please report it with the trace below):")
         err.print(traceback.format_exc(), highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(EXIT_INTERNAL)
-    raise typer.Exit(code)
 
 
 def _print_config(cfg: Config, quiet: bool) -> None:

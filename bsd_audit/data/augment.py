@@ -22,19 +22,24 @@ class Normalizer:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
 
-def augment(batch_u8: torch.Tensor, generator: torch.Generator, translate: int = 4, flip: bool = True) -> torch.Tensor:
+def augment(batch_u8: torch.Tensor, generator: torch.Generator, translate: int = 4, flip: bool = True,
+            share: tuple[int, slice] | None = None) -> torch.Tensor:
     """Random translation (reflect padding, random crop) and horizontal flip, per sample.
 
-    ``generator`` lives on the batch's device so the draw is reproducible there.
+    ``generator`` lives on the batch's device so the draw is reproducible there. ``share=(n, mine)``
+    says the batch is the rows ``mine`` of a global batch of ``n`` (data-parallel training,
+    engine/distributed.py): the draws are made for all ``n`` and this batch takes its rows of them,
+    so every rank's generator stays in step and each sample is augmented as in one process.
     """
     n, _, h, w = batch_u8.shape
+    total, mine = share if share is not None else (n, slice(0, n))
     dev = batch_u8.device
     out = batch_u8
     if translate > 0:
         # reflect-pad needs a float tensor; uint8 values are exact in float32
         padded = torch.nn.functional.pad(batch_u8.float(), (translate,) * 4, mode="reflect")
-        dy = torch.randint(0, 2 * translate + 1, (n,), device=dev, generator=generator)
-        dx = torch.randint(0, 2 * translate + 1, (n,), device=dev, generator=generator)
+        dy = torch.randint(0, 2 * translate + 1, (total,), device=dev, generator=generator)[mine]
+        dx = torch.randint(0, 2 * translate + 1, (total,), device=dev, generator=generator)[mine]
         rows = (dy[:, None] + torch.arange(h, device=dev)[None, :])  # n x h
         cols = (dx[:, None] + torch.arange(w, device=dev)[None, :])  # n x w
         idx_n = torch.arange(n, device=dev)[:, None, None]
@@ -42,6 +47,6 @@ def augment(batch_u8: torch.Tensor, generator: torch.Generator, translate: int =
         crop = padded.permute(0, 2, 3, 1)[idx_n, rows[:, :, None], cols[:, None, :]]
         out = crop.permute(0, 3, 1, 2).to(torch.uint8)
     if flip:
-        mask = torch.rand(n, device=dev, generator=generator) < 0.5
+        mask = torch.rand(total, device=dev, generator=generator)[mine] < 0.5
         out = torch.where(mask[:, None, None, None], out.flip(3), out)
     return out

@@ -13,6 +13,7 @@ from ..config import Config
 from ..data import ImageDataset, Normalizer, augment
 from ..errors import TrainingDivergedError
 from ..models import build_model
+from .distributed import gather_rows, mean_across, shard, sync_buffers, training_view, world
 from .runtime import Runtime
 
 PerSampleLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -31,8 +32,14 @@ class Batches:
         n = len(self.indices)
         order = self.indices[torch.randperm(n, device=self.indices.device, generator=self.generator)]
         stop = n - n % self.batch_size if self.drop_last and n >= self.batch_size else n
-        for start in range(0, stop, self.batch_size):
-            yield order[start:start + self.batch_size]
+        starts = list(range(0, stop, self.batch_size))
+        # A short last batch (under half a batch) joins the batch before it: every sample is still
+        # seen once per epoch, a batch always has rows for every rank (train-mode batch norm needs
+        # two per rank), and the batches are the same for any number of ranks up to batch_size / 4.
+        if len(starts) > 1 and stop - starts[-1] < max(self.batch_size // 2, 2 * world().size):
+            starts.pop()
+        for i, start in enumerate(starts):
+            yield order[start:starts[i + 1] if i + 1 < len(starts) else stop]
 
 
 class Stream:
@@ -68,16 +75,22 @@ def train_epoch(model: nn.Module, opt: torch.optim.Optimizer, ds: ImageDataset, 
                 cfg: Config, rt: Runtime, gen: torch.Generator, batch_size: int,
                 on_batch: Callable[[torch.Tensor, torch.Tensor], None] | None = None, augmented: bool = True) -> float:
     """One augmented pass over ``indices``. ``reduce`` turns per-sample losses into the objective
-    (mean for CE, the LGA transform for the altruistic warm-up). Returns the mean objective."""
-    model.train()
+    (mean for CE, the LGA transform for the altruistic warm-up). Returns the mean objective.
+
+    Under torchrun each rank trains on its share of every global batch (engine/distributed.py);
+    ``on_batch`` then sees this rank's samples only."""
+    net = training_view(model)
+    net.train()
     total = torch.zeros((), device=rt.device)
     steps = 0
-    for idx in Batches(indices, batch_size, gen):
+    for batch_idx in Batches(indices, batch_size, gen):
+        rows = shard(len(batch_idx))
+        idx = batch_idx[rows]
         batch = ds.images[idx]
-        x = norm(augment(batch, gen, cfg.aug_translate, cfg.aug_flip) if augmented else batch)
+        x = norm(augment(batch, gen, cfg.aug_translate, cfg.aug_flip, (len(batch_idx), rows)) if augmented else batch)
         y = ds.labels[idx]
         with rt.autocast():
-            logits = model(x)
+            logits = net(x)
         per_sample = loss_fn(logits.float(), y)
         loss = reduce(per_sample)
         opt.zero_grad(set_to_none=True)
@@ -87,7 +100,7 @@ def train_epoch(model: nn.Module, opt: torch.optim.Optimizer, ds: ImageDataset, 
             on_batch(idx, logits.detach())
         total += loss.detach()
         steps += 1
-    return float(total / max(steps, 1))  # one host sync per epoch
+    return float(mean_across(total / max(steps, 1)))  # one host sync per epoch
 
 
 def check_finite(loss: float, stage: str, epoch: int, epochs: int, cfg: Config, lr_field: str) -> float:
@@ -102,12 +115,20 @@ def check_finite(loss: float, stage: str, epoch: int, epochs: int, cfg: Config, 
 @torch.no_grad()
 def predict(model: nn.Module, ds: ImageDataset, norm: Normalizer, rt: Runtime, batch_size: int,
             indices: torch.Tensor | None = None, with_features: bool = False):
-    """Eval-mode logits (float32, N x C) and optionally penultimate features for ``indices``."""
+    """Eval-mode logits (float32, N x C) and optionally penultimate features for ``indices``.
+    Under torchrun each rank evaluates its share and every rank gets all rows, in order."""
     model.eval()
+    sync_buffers(model)
     idx_all = torch.arange(len(ds), device=rt.device) if indices is None else indices
+    n = len(idx_all)
+    mine = idx_all[shard(n)]
+    # a rank with no rows still runs one sample, so its (empty) result has the right shape to gather
+    keep = len(mine)
+    if keep == 0:
+        mine = idx_all[:1]
     logits, feats = [], []
-    for start in range(0, len(idx_all), batch_size):
-        idx = idx_all[start:start + batch_size]
+    for start in range(0, len(mine), batch_size):
+        idx = mine[start:start + batch_size]
         x = norm(ds.images[idx])
         with rt.autocast():
             if with_features:
@@ -116,5 +137,5 @@ def predict(model: nn.Module, ds: ImageDataset, norm: Normalizer, rt: Runtime, b
                 logits.append(model.head(f).float())
             else:
                 logits.append(model(x).float())
-    out_logits = torch.cat(logits)
-    return (out_logits, torch.cat(feats)) if with_features else out_logits
+    out_logits = gather_rows(torch.cat(logits)[:keep], n)
+    return (out_logits, gather_rows(torch.cat(feats)[:keep], n)) if with_features else out_logits

@@ -12,6 +12,7 @@ import torch
 
 from ..config import Config
 from ..errors import UsageError
+from . import distributed
 
 
 @dataclass
@@ -30,9 +31,11 @@ class Runtime:
         return torch.Generator(device=self.device).manual_seed(seed)
 
     def describe(self) -> str:
+        w = distributed.world()
+        ranks = f", {w.size} ranks" if w.size > 1 else ""
         if self.device.type == "cuda":
-            return f"{self.device} ({torch.cuda.get_device_name(self.device)})"
-        return f"cpu ({torch.get_num_threads()} threads)"
+            return f"{self.device} ({torch.cuda.get_device_name(self.device)}{ranks})"
+        return f"cpu ({torch.get_num_threads()} threads{ranks})"
 
 
 def make_runtime(cfg: Config) -> Runtime:
@@ -45,8 +48,13 @@ def make_runtime(cfg: Config) -> Runtime:
             raise UsageError(f"unknown device {cfg.device!r}: use auto, cpu, cuda or cuda:N") from exc
         if device.type == "cuda" and not torch.cuda.is_available():
             raise UsageError(f"device {cfg.device!r} asked for, but this machine has no usable CUDA GPU; use --set device=cpu")
+    # Under torchrun: join the process group; each rank drives its own GPU, or its share of the cores.
+    w = distributed.init(device.type)
+    if device.type == "cuda" and w.size > 1:
+        device = torch.device("cuda", w.local_rank)
+        torch.cuda.set_device(device)
     if device.type == "cpu":
-        torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
+        torch.set_num_threads(cfg.threads or max(1, (os.cpu_count() or 1) // w.local_size))
     if cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported()):
         amp = torch.bfloat16
     else:

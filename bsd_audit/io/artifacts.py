@@ -58,7 +58,13 @@ def atomic_path(path: Path) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def atomic_h5(path: Path) -> Iterator[h5py.File]:
-    """Write an HDF5 file through atomic_path."""
+    """Write an HDF5 file through atomic_path. Under torchrun only rank 0 writes: the other ranks
+    run the same writing code into an in-memory file that is never stored (engine/distributed.py)."""
+    from ..engine.distributed import is_main
+    if not is_main():
+        with h5py.File(f"{Path(path).name}.rank-{os.getpid()}", "w", driver="core", backing_store=False) as f:
+            yield f
+        return
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             yield f

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from ..config import Config
 from ..data import ImageDataset, Normalizer
+from ..engine.distributed import broadcast_mask
 from ..engine.loops import check_finite, new_model, predict, train_epoch
 from ..engine.progress import Progress
 from ..engine.runtime import Runtime
@@ -162,6 +163,7 @@ def run_bsd(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, estima
             clean = clean_init.copy()
             if excluded is not None:
                 clean &= ~excluded
+            clean = broadcast_mask(clean)  # under torchrun: decided once, on rank 0
             if cfg.stop_after_init:  # the quick gating mode: the initial pools are the answer
                 left, recall = _truth_figures(clean, truth)
                 history.append(EpochRecord(T, "init", alpha_T, int(clean.sum()),
@@ -180,6 +182,7 @@ def run_bsd(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, estima
                 clean |= kept_target
             if excluded is not None:  # a listed sample looks like a trigger shortcut: never clean
                 clean &= ~excluded
+            clean = broadcast_mask(clean)
         # ---- main model update
         if stage == "warmup":
             main_loss = train_epoch(main, warm_opt, ds, nt_idx, lambda z, y: F.cross_entropy(z, y, reduction="none"),

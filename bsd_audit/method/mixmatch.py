@@ -16,6 +16,7 @@ from torch import nn
 
 from ..config import Config
 from ..data import ImageDataset, Normalizer, augment
+from ..engine.distributed import mean_across, shard, training_view
 from ..engine.loops import Stream
 from ..engine.runtime import Runtime
 
@@ -33,12 +34,17 @@ def unsupervised_weight(epoch: int, iteration: int, iterations: int, lambda_u: f
 def mixmatch_step(model: nn.Module, opt: torch.optim.Optimizer, ds: ImageDataset, idx_l: torch.Tensor,
                   idx_u: torch.Tensor, norm: Normalizer, cfg: Config, rt: Runtime, gen: torch.Generator,
                   rng: np.random.Generator, weight_u: float) -> torch.Tensor:
-    """One MixMatch update. Returns the loss as a device tensor (no host sync here)."""
+    """One MixMatch update on the global batches ``idx_l``, ``idx_u``; under torchrun each rank
+    takes its share of both (engine/distributed.py). Returns the loss as a device tensor (no host
+    sync here)."""
     C = ds.num_classes
-    aug = lambda idx: norm(augment(ds.images[idx], gen, cfg.aug_translate, cfg.aug_flip))  # noqa: E731
-    x_l = aug(idx_l)
+    n_l, n_u = len(idx_l), len(idx_u)
+    rows_l, rows_u = shard(n_l), shard(n_u)
+    idx_l, idx_u = idx_l[rows_l], idx_u[rows_u]
+    x_l = norm(augment(ds.images[idx_l], gen, cfg.aug_translate, cfg.aug_flip, (n_l, rows_l)))
     y_l = F.one_hot(ds.labels[idx_l], C).float()
-    x_u = [aug(idx_u) for _ in range(cfg.mixmatch_K)]
+    x_u = [norm(augment(ds.images[idx_u], gen, cfg.aug_translate, cfg.aug_flip, (n_u, rows_u)))
+           for _ in range(cfg.mixmatch_K)]
     model.train()  # label guesses use train-mode batch norm, as MixMatch's code does
     with torch.no_grad():
         with rt.autocast():
@@ -48,14 +54,19 @@ def mixmatch_step(model: nn.Module, opt: torch.optim.Optimizer, ds: ImageDataset
     all_y = torch.cat([y_l, *([q] * cfg.mixmatch_K)])
     lam = float(rng.beta(cfg.mixmatch_mixup_alpha, cfg.mixmatch_mixup_alpha))
     lam = max(lam, 1.0 - lam)  # keep each mixed sample closer to its own first input
-    perm = torch.randperm(len(all_x), device=all_x.device, generator=gen)
+    # The mixing partner is drawn for the global batch size, so every rank's generator stays in
+    # step; a rank holding fewer rows mixes within them (the order of the draw's first values).
+    n_all = n_l + cfg.mixmatch_K * n_u
+    perm = torch.randperm(n_all, device=all_x.device, generator=gen)
+    if len(all_x) < n_all:
+        perm = torch.argsort(perm[:len(all_x)])
     mixed_x = lam * all_x + (1 - lam) * all_x[perm]
     mixed_y = lam * all_y + (1 - lam) * all_y[perm]
-    n_l = len(idx_l)
+    n_local = len(idx_l)
     with rt.autocast():
-        logits = model(mixed_x).float()
-    loss_x = -(F.log_softmax(logits[:n_l], dim=1) * mixed_y[:n_l]).sum(dim=1).mean()
-    loss_u = F.mse_loss(torch.softmax(logits[n_l:], dim=1), mixed_y[n_l:])
+        logits = training_view(model)(mixed_x).float()
+    loss_x = -(F.log_softmax(logits[:n_local], dim=1) * mixed_y[:n_local]).sum(dim=1).mean()
+    loss_u = F.mse_loss(torch.softmax(logits[n_local:], dim=1), mixed_y[n_local:])
     loss = loss_x + weight_u * loss_u
     opt.zero_grad(set_to_none=True)
     loss.backward()
@@ -75,4 +86,4 @@ def mixmatch_epoch(model: nn.Module, opt: torch.optim.Optimizer, ds: ImageDatase
     for it in range(cfg.mixmatch_iterations):
         w = unsupervised_weight(epoch, it, cfg.mixmatch_iterations, cfg.mixmatch_lambda_u, rampup)
         total += mixmatch_step(model, opt, ds, labelled.next(), unlabelled.next(), norm, cfg, rt, gen, rng, w)
-    return float(total / cfg.mixmatch_iterations)
+    return float(mean_across(total / cfg.mixmatch_iterations))

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from ..config import Config
 from ..data import ImageDataset, Normalizer
+from ..engine.distributed import sum_across_
 from ..engine.loops import check_finite
 from ..engine.runtime import Runtime
 from ..io.checkpoint import restore_optimizer
@@ -101,7 +102,7 @@ def detect_target(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, 
     window_start = E - max(1, int(round(cfg.loss_window * E)))
     sums = {name: torch.zeros(N, device=rt.device) for name in ("ce", "sce", "rank")}
     ce_sum, sce_sum, rank_sum = sums["ce"], sums["sce"], sums["rank"]
-    epoch_ce = torch.zeros(N, device=rt.device)  # every sample is seen once per epoch: no state across epochs
+    epoch_ce, epoch_sce = torch.zeros(N, device=rt.device), torch.zeros(N, device=rt.device)
     second_per_epoch, history, start = [], [], 0
     if resume is not None:
         model.load_state_dict(resume.model)
@@ -114,21 +115,26 @@ def detect_target(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, 
     for epoch in range(start, E):
         counts = torch.zeros(C, device=rt.device, dtype=torch.long)
         in_window = epoch >= window_start
+        # This epoch's per-sample figures, filled from the training forward passes (each sample once
+        # per epoch); under torchrun each rank fills its own samples and the sums across ranks complete them.
+        epoch_ce.zero_()
+        epoch_sce.zero_()
 
         def tally(idx, logits):
             # second-likely estimate (App. E.3) from the epoch's own training logits
             counts.add_(torch.bincount(logits.topk(2, dim=1).indices[:, 1], minlength=C))
             if in_window:
                 y = ds.labels[idx]
-                ce = F.cross_entropy(logits.float(), y, reduction="none")
-                ce_sum.index_add_(0, idx, ce)
-                epoch_ce[idx] = ce
-                sce_sum.index_add_(0, idx, sce_loss(logits, y, cfg.sce_alpha, cfg.sce_beta, cfg.sce_log_clip))
+                epoch_ce[idx] = F.cross_entropy(logits.float(), y, reduction="none")
+                epoch_sce[idx] = sce_loss(logits, y, cfg.sce_alpha, cfg.sce_beta, cfg.sce_log_clip)
 
         loss = altruistic_epoch(model, opt, ds, norm, cfg, rt, gen, lga=True, on_batch=tally)
         history.append(check_finite(loss, "altruistic warm-up (LGA)", epoch, E, cfg, "altruistic_lr"))
+        sum_across_(counts, *((epoch_ce, epoch_sce) if in_window else ()))
         second_per_epoch.append(int(counts.argmax()))
         if in_window:
+            ce_sum += epoch_ce
+            sce_sum += epoch_sce
             # Rank of each sample's loss within the epoch, averaged over the window: LGA makes raw
             # losses swing from one epoch to the next, ranks are stable (the suspicion score, verdict.py)
             rank_sum += torch.argsort(torch.argsort(epoch_ce)).float() / max(N - 1, 1)

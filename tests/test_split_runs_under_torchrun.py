@@ -1,0 +1,128 @@
+"""`split` runs data-parallel under torchrun (torch.distributed, gloo on the CPU): the same target and a
+split that agrees with the single-process run, one artifact written by rank 0 alone, one JSON summary,
+and a resume after every rank was killed that ends bit for bit where an uninterrupted run ends.
+Underneath, one epoch of the tool's training loop gives the same weights in two ranks as in one."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc to find torchrun's workers")
+
+from bsd_audit import audit
+from bsd_audit.config import resolve_config
+from conftest import make_tiny_poisoned
+from resume_helpers import OVERRIDES, SETS, assert_same_split, checkpoint_attrs, datasets
+
+REPO = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), str(TESTS), os.environ.get("PYTHONPATH")])),
+       "OMP_NUM_THREADS": "1"}
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+
+
+def _kill_all(pid: int) -> None:
+    """SIGKILL torchrun and its workers, which it starts in sessions of their own."""
+    family, i = [pid], 0
+    while i < len(family):
+        for task in Path(f"/proc/{family[i]}/task").glob("*/children"):
+            family += [int(c) for c in task.read_text().split()]
+        i += 1
+    for p in reversed(family):
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _split_cmd(data: Path, out: Path, manifest: Path) -> list[str]:
+    return [*TORCHRUN, "-m", "bsd_audit", "split", str(data), "--out", str(out), "--truth", str(manifest),
+            "--preset", "cpu", "--json", *SETS]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    base = tmp_path_factory.mktemp("ddp")
+    data = base / "data"
+    make_tiny_poisoned(data)
+    manifest = base / "data_manifest.json"
+    one = base / "one" / "split.h5"
+    one.parent.mkdir()
+    single = audit.split(data, one, resolve_config("cpu", OVERRIDES), truth_manifest=manifest)
+    two = base / "two" / "split.h5"
+    two.parent.mkdir()
+    done = subprocess.run(_split_cmd(data, two, manifest), env=ENV, capture_output=True, text=True, timeout=300,
+                          cwd=two.parent)
+    return {"data": data, "manifest": manifest, "one": one, "single": single, "two": two, "done": done}
+
+
+def test_data_parallel_epoch_equals_one_process(tmp_path):
+    one, two = tmp_path / "one.npz", tmp_path / "two.npz"
+    script = str(TESTS / "ddp_step.py")
+    subprocess.run([sys.executable, script, str(one)], env=ENV, check=True, timeout=120)
+    r = subprocess.run([*TORCHRUN, script, str(two)], env=ENV, capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr
+    a, b = np.load(one), np.load(two)
+    # supervised epochs: each rank trains on half of every global batch, DDP averages the gradients
+    for k in (k for k in a.files if k.startswith("supervised.")):
+        np.testing.assert_allclose(b[k], a[k], atol=1e-6, err_msg=k)
+    # per-sample evaluation: each rank predicts its share, gathered back in sample order
+    np.testing.assert_allclose(b["supervised_logits"], a["supervised_logits"], atol=1e-5)
+    np.testing.assert_allclose(b["supervised_feats"], a["supervised_feats"], atol=1e-5)
+    assert (b["seen"] == 2).all()  # two epochs: every sample once per epoch, on exactly one rank
+    assert float(b["rank_spread"]) == 0.0  # after MixMatch too, the ranks hold the same weights
+    assert np.isfinite(b["losses"]).all()
+
+
+def test_torchrun_split_agrees_with_one_process(runs):
+    done = runs["done"]
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 1, "rank 0 alone prints the JSON summary"
+    s, single = json.loads(lines[0]), runs["single"]
+    assert "2 ranks" in s["device"]
+    assert s["target_name"] == single["target_name"] == "cat"
+    one, two = datasets(runs["one"]), datasets(runs["two"])
+    agreement = float((one["pools/clean"] == two["pools/clean"]).mean())
+    # Measured 0.88 on this set; two single-process runs with other seeds agree 0.36-0.83 here, so
+    # 0.8 is well above chance yet allows batch norm's per-rank statistics to move a few samples.
+    assert agreement >= 0.8, agreement
+    assert s["clean_size"] == int(two["pools/clean"].sum())
+    # rank 0 alone wrote: the artifact and nothing else (no checkpoint left, no temp or per-rank file)
+    assert sorted(p.name for p in runs["two"].parent.iterdir()) == ["split.h5"]
+
+
+def test_torchrun_split_resumes_after_every_rank_is_killed(runs, tmp_path):
+    out = tmp_path / "split.h5"
+    ckpt = audit.checkpoint_path(out)
+    cmd = _split_cmd(runs["data"], out, runs["manifest"])
+    proc = subprocess.Popen(cmd, env={**ENV, "BSD_AUDIT_EPOCH_DELAY": "0.3"}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if ckpt.exists() and checkpoint_attrs(ckpt) == {"phase": "bsd", "epoch": 3}:
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, "the run ended before it could be killed: " + proc.stderr.read().decode()
+        _kill_all(proc.pid)  # torchrun and both ranks at once
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            _kill_all(proc.pid)
+            proc.wait()
+    assert not out.exists() and checkpoint_attrs(ckpt)["phase"] == "bsd"
+    again = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["resumed_from"]["phase"] == "bsd"
+    assert_same_split(runs["two"], out)
+    assert not ckpt.exists()
