@@ -25,7 +25,7 @@ from .engine.distributed import is_main
 from .engine.progress import Progress
 from .engine.runtime import Runtime, make_runtime, seed_everything
 from .errors import BadInputError, TrainingDivergedError
-from .io.checkpoint import describe_checkpoint
+from .io.checkpoint import check_ranks_see, describe_checkpoint
 from .io.results import read_target_artifact, write_split_artifact, write_target_artifact
 from .method.bsd import run_bsd
 from .metrics import split_quality
@@ -144,6 +144,7 @@ def split(data: Path, out: Path, cfg: Config, target: str | None = None, target_
     if not resume:
         _discard(ckpt.path)  # --no-resume: start again; the stale checkpoint must not be resumed later
     state = ckpt.resume() if resume else None
+    check_ranks_see(ckpt.path, None if state is None else (state.phase, state.epoch))
     if state is not None:
         progress.log(f"resumed from {ckpt.path}, {describe_checkpoint(ckpt.path)}"
                      + "".join(f"; {k} {a:g} -> {b:g}" for k, (a, b) in state.changed.items()))

@@ -126,3 +126,9 @@ def test_torchrun_split_resumes_after_every_rank_is_killed(runs, tmp_path):
     assert json.loads(again.stdout)["resumed_from"]["phase"] == "bsd"
     assert_same_split(runs["two"], out)
     assert not ckpt.exists()
+
+
+def test_ranks_that_see_different_checkpoints_are_stopped(tmp_path):
+    r = subprocess.run([*TORCHRUN, str(TESTS / "ddp_check_ranks.py"), str(tmp_path / "s.ckpt.h5")], env=ENV,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr

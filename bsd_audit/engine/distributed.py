@@ -94,6 +94,16 @@ def training_view(model: nn.Module) -> nn.Module:
     return _wrapped[model]
 
 
+def differs_across_ranks(value) -> bool:
+    """True when some rank holds another ``value`` (any picklable object) than rank 0 does: e.g. a
+    checkpoint that only the ranks on rank 0's machine can see."""
+    if not dist.is_initialized():
+        return False
+    values = [None] * dist.get_world_size()
+    dist.all_gather_object(values, value)
+    return any(v != values[0] for v in values)
+
+
 def sync_buffers(model: nn.Module) -> None:
     """Rank 0's buffers (batch norm's running statistics) on every rank. Each rank's training steps
     update them with its own rows; evaluation must use one model, and the one a checkpoint stores

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from ..config import Config
 from ..data import ImageDataset, Normalizer
-from ..io.checkpoint import Checkpoint, epoch_delay, load_checkpoint, restore_optimizer, save_checkpoint
+from ..io.checkpoint import Checkpoint, check_ranks_see, epoch_delay, load_checkpoint, restore_optimizer, save_checkpoint
 from ..method.mixmatch import mixmatch_epoch
 from .loops import check_finite, new_model, train_epoch
 from .progress import Progress
@@ -65,6 +65,7 @@ def train_model(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, mo
         progress.log(f"resumed from {checkpoint} after epoch {start}"
                      + "".join(f"; {k} {a:g} -> {b:g}" for k, (a, b) in ck.changed.items()))
 
+    check_ranks_see(checkpoint, start)
     if mode == "baseline":
         train_idx = torch.arange(len(ds), device=rt.device)
     else:

@@ -113,6 +113,16 @@ def load_checkpoint(path: Path, cfg, ds, identity: dict, device: str) -> Checkpo
             raise BadInputError(f"{path}: damaged checkpoint ({exc}). {_FIX}") from exc
 
 
+def check_ranks_see(path: Path, seen) -> None:
+    """Under torchrun every rank must resume from the same checkpoint (``seen``: what this rank read
+    of it, None for nothing), or none may."""
+    from ..engine.distributed import differs_across_ranks
+    if differs_across_ranks(seen):
+        raise BadInputError(f"{path}: the ranks of this run do not all see the same checkpoint (some find it, "
+                            "some do not, or find another). Put --out on a file system every node shares, or "
+                            "pass --no-resume to start over.")
+
+
 def describe_checkpoint(path: Path) -> str:
     """How far the run that wrote a checkpoint got, in words ("after 3 epoch(s) of the BSD training")."""
     with h5py.File(path, "r") as f:
