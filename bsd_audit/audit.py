@@ -241,21 +241,23 @@ def train_clean(data: Path, out: Path, cfg: Config, split_path: Path | None = No
     _check_output(out)
     t0 = time.perf_counter()
     rt, ds, norm = prepare(data, cfg, progress)
-    clean, target, split_created = None, -1, ""
+    clean, target, split_created, init_state, init = None, -1, "", None, "scratch"
     if mode != "baseline":
         sp = read_split(split_path, ds)
         clean, target, split_created = sp["clean"], sp["target"], sp["created"]
         progress.log(f"split {split_path}: clean pool {int(clean.sum())} of {len(ds)}, target {ds.classes[target]}")
-    identity = {"command": "train-clean", "mode": mode, "split_created": split_created}
+        if cfg.purify_init == "split":
+            init_state, init = _split_main_model(split_path, cfg, progress)
+    identity = {"command": "train-clean", "mode": mode, "split_created": split_created, "init": init}
     ckpt = checkpoint_path(out)
     if not resume and ckpt.exists():
         _discard(ckpt)  # --no-resume: start again; the stale checkpoint must not be resumed later
     with _naming_checkpoint(ckpt):
-        res = train_model(ds, norm, cfg, rt, mode, clean, identity, ckpt, resume, progress, after_epoch)
+        res = train_model(ds, norm, cfg, rt, mode, clean, identity, ckpt, resume, progress, after_epoch, init_state)
     mean, std = ds.channel_stats()
     summary = {
         "command": "train-clean", "artifact": str(out), "mode": mode, "arch": cfg.arch, "width": cfg.width,
-        "epochs": cfg.purify_epochs, "resumed_from_epoch": res.resumed_from, "num_samples": len(ds),
+        "epochs": cfg.purify_epochs, "init": init, "resumed_from_epoch": res.resumed_from, "num_samples": len(ds),
         "labelled": len(ds) if clean is None else int(clean.sum()),
         "unlabelled": 0 if clean is None or mode != "mixmatch" else int((~clean).sum()),
         "target_name": ds.classes[target] if target >= 0 else None, "split": None if split_path is None else str(split_path),
@@ -266,6 +268,23 @@ def train_clean(data: Path, out: Path, cfg: Config, split_path: Path | None = No
                          "" if split_path is None else str(split_path), split_created, res.history, summary)
     _discard(ckpt)  # the weights file now holds everything the checkpoint did
     return summary
+
+
+def _split_main_model(split_path: Path, cfg: Config, progress: Progress) -> tuple[dict | None, str]:
+    """The split's main model, to start the purified model from (config purify_init=split), when it
+    is the architecture, width and resolution asked for now; else None (a new model)."""
+    from .io.artifacts import open_artifact, read_tensors
+    with open_artifact(split_path, "split") as f:
+        made = json.loads(f.attrs["config"])
+        state = read_tensors(f["weights/main"]) if "weights/main" in f else None
+    same = all(made.get(k) == getattr(cfg, k) for k in ("arch", "width", "image_size"))
+    if state is None or not same:
+        progress.log(f"the split's main model is {made.get('arch')} width {made.get('width')} at "
+                     f"{made.get('image_size')} px, this model {cfg.arch} width {cfg.width} at {cfg.image_size} px: "
+                     "training from new weights (purify_init=split needs the same)")
+        return None, "scratch"
+    progress.log("starting from the split's main model (purify_init=split)")
+    return state, "split main model"
 
 
 # ---------------------------------------------------------------------------------- evaluate

@@ -79,6 +79,9 @@ class Config:
     mixmatch_rampup: int = 120
     # --- train-clean: the purified model (and the no-defence baseline), trained from scratch
     purify_epochs: int = 120  # the paper's run length; λ_u ramps up over all of them
+    # split: start from the split's main model when it has the same architecture (Decision: it has
+    # already trained on the final pools the same way) | scratch: new weights, as the paper's table
+    purify_init: str = "split"
     # --- augmentation (batch-level, on the device)
     aug_translate: int = 4  # reflect-pad then random crop, in pixels
     aug_flip: bool = True
@@ -124,6 +127,7 @@ class Config:
         need(self.precision in ("auto", "fp32", "bf16"), "precision must be auto, fp32 or bf16")
         need(self.image_size >= 8, "image_size must be >= 8")
         need(self.purify_epochs >= 1, "purify_epochs must be >= 1")
+        need(self.purify_init in ("split", "scratch"), "purify_init must be split or scratch")
         need(self.mixmatch_iterations >= 1 and self.mixmatch_batch_size >= 2, "MixMatch needs iterations >= 1, batch >= 2")
         need(isinstance(self.compile, bool), f"compile must be true or false, got {self.compile!r}")
         if self.compile:

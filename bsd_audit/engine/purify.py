@@ -41,16 +41,19 @@ class PurifyResult:
 def train_model(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, mode: str,
                 clean: np.ndarray | None, identity: dict, checkpoint: Path | None = None, resume: bool = False,
                 progress: Progress | None = None,
-                after_epoch: Callable[[int], None] | None = None) -> PurifyResult:
+                after_epoch: Callable[[int], None] | None = None, init_state: dict | None = None) -> PurifyResult:
     """Train for ``cfg.purify_epochs`` epochs in ``mode``. ``clean`` is the split's clean-pool mask
     (None for the baseline). ``identity`` describes the run and must match a checkpoint to resume.
-    ``after_epoch(epoch)`` runs once an epoch's checkpoint is on disk."""
+    ``after_epoch(epoch)`` runs once an epoch's checkpoint is on disk. ``init_state``: weights to
+    start from (the split's main model) instead of a new model's."""
     if mode not in MODES:
         raise ValueError(f"mode {mode!r}: choose one of {', '.join(MODES)}")
     progress = progress or Progress()
     gen = rt.generator(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     model = new_model(cfg, ds.num_classes, rt)
+    if init_state is not None:
+        model.load_state_dict(init_state)
     lr_field = "mixmatch_lr" if mode == "mixmatch" else "warmup_lr"
     opt = torch.optim.Adam(model.parameters(), lr=getattr(cfg, lr_field))
     history: list[dict] = []
