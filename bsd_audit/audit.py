@@ -35,10 +35,12 @@ def prepare(data: Path, cfg: Config, progress: Progress) -> tuple[Runtime, Image
     rt = make_runtime(cfg)
     seed_everything(cfg.seed)
     progress.log(f"device: {rt.describe()}")
+    from .data.cache import resolve_cache_dir
     from .data.imagefolder import scan_tree
     tree = scan_tree(data)
-    progress.start("decode images", len(tree.paths))
-    ds = load_imagefolder(data, cfg.image_size, rt.device, cfg.max_image_pixels, progress=progress.advance, tree=tree)
+    progress.start("load images", len(tree.paths))
+    ds = load_imagefolder(data, cfg.image_size, rt.device, cfg.max_image_pixels, progress=progress.advance, tree=tree,
+                          store=cfg.data_store, cache_dir=resolve_cache_dir(cfg.cache_dir), log=progress.log)
     progress.finish()
     if ds.skipped:
         progress.log(f"skipped {len(ds.skipped)} non-image entries (first: {ds.skipped[0]})")
