@@ -142,6 +142,8 @@ class DiskImages:
         if rows.size and (rows.min() < 0 or rows.max() >= n):
             raise IndexError(f"index out of range for {n} images")
         out = np.empty((len(rows),) + self.row_shape, dtype=np.uint8)
+        if not len(rows):
+            return self._to_device(out)
         # Sorted, for locality; each run of consecutive rows is one preadv that scatters the file's
         # bytes straight into their places in the batch, so the batch comes out in idx order.
         order = np.argsort(rows, kind="stable")
@@ -149,7 +151,7 @@ class DiskImages:
         breaks = np.flatnonzero(np.diff(ordered) != 1) + 1
         flat, rb = memoryview(out).cast("B"), self.row_bytes
         for run in np.split(np.arange(len(rows)), breaks):
-            for part in np.array_split(run, -(-len(run) // _IOV_MAX)) if len(run) else ():
+            for part in np.array_split(run, -(-len(run) // _IOV_MAX)):
                 self._readv(int(ordered[part[0]]), [flat[int(j) * rb:(int(j) + 1) * rb] for j in order[part]])
         return self._to_device(out)
 
