@@ -75,19 +75,20 @@ class ImageDataset:
         return len(self.classes)
 
     def channel_stats(self) -> tuple[list[float], list[float]]:
-        """Per-channel mean and std of the data itself (no trusted statistics exist), shard by shard:
-        a float copy of the whole data would be four times its size. Sums of the uint8 values and of
-        their squares are exact in int64, so the result does not depend on the shard size."""
-        total = sq = None
+        """Per-channel mean and std of the data itself (no trusted statistics exist), from a histogram
+        of each channel's uint8 values built shard by shard: exact (integer counts), and a few MiB of
+        memory whatever the data's size, where a float copy of the whole data is four times its size
+        (and widening each shard to sum it still took ~200 MB and 4x the time on CIFAR-10)."""
+        hist = None
         for shard in shards(self.images, shard_rows(self.images)):
-            x = shard.int()
-            s, s2 = x.sum(dim=(0, 2, 3)), x.square().sum(dim=(0, 2, 3))
-            total, sq = (s, s2) if total is None else (total + s, sq + s2)
-        count = len(self.images) * self.images.shape[2] * self.images.shape[3]
-        total, sq = total.double(), sq.double()
-        mean = total / count
-        var = ((sq - total * mean) / max(count - 1, 1)).clamp_min(0)  # unbiased, as torch.std
-        return (mean / 255).tolist(), (var.sqrt() / 255).clamp_min(1e-3).tolist()
+            h = torch.stack([torch.bincount(shard[:, c].reshape(-1), minlength=256) for c in range(shard.shape[1])])
+            hist = h if hist is None else hist + h
+        hist = hist.double().cpu()
+        values = torch.arange(256, dtype=torch.float64)
+        count = hist.sum(dim=1)
+        mean = hist @ values / count
+        var = (hist @ values.square() - count * mean.square()) / (count - 1).clamp_min(1)  # unbiased, as torch.std
+        return (mean / 255).tolist(), (var.clamp_min(0).sqrt() / 255).clamp_min(1e-3).tolist()
 
 
 def _bad(path: Path | str, what: str, fix: str) -> BadInputError:

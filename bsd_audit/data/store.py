@@ -29,7 +29,7 @@ STORES = ("auto", "memory", "disk")
 MEMORY_SHARE = 0.5
 
 _IOV_MAX = 1024  # buffers one preadv call may fill (Linux's IOV_MAX)
-_SHARD_BYTES = 4 << 20  # rows per shard of a whole-data pass: about this many bytes (x4 once widened)
+_SHARD_BYTES = 4 << 20  # rows per shard of a whole-data pass: about this many bytes
 
 
 def _mib(n: float) -> str:
