@@ -18,6 +18,7 @@ from bsd_audit.config import resolve_config
 from bsd_audit.data.imagefolder import load_imagefolder
 from bsd_audit.data.store import DiskImages
 from conftest import TINY_OVERRIDES
+from resume_helpers import assert_same_split
 
 
 @pytest.fixture
@@ -59,21 +60,21 @@ def test_channel_stats_are_those_of_the_whole_tensor(both):
     assert mem.channel_stats() == disk.channel_stats()  # exact sums: the shard size does not matter
 
 
-def _datasets(path):
-    out = {}
+class _Interrupt(Exception):
+    pass
 
-    def keep(name, obj):
-        if isinstance(obj, h5py.Dataset):
-            out[name] = obj[()]
 
-    with h5py.File(path) as f:
-        f.visititems(keep)
-    return out
+def _stop_at(phase: str, epoch: int):
+    def after_epoch(p, e):
+        if (p, e) == (phase, epoch):
+            raise _Interrupt  # as a kill right after this epoch's checkpoint reached the disk
+    return after_epoch
 
 
 def test_split_with_the_disk_store_is_the_split_of_memory(tiny_poisoned, tmp_path):
     data, _, _ = tiny_poisoned
-    audit.split(data, tmp_path / "memory.h5", resolve_config("cpu", {**TINY_OVERRIDES, "data_store": "memory"}))
+    memory = resolve_config("cpu", {**TINY_OVERRIDES, "data_store": "memory"})
+    audit.split(data, tmp_path / "memory.h5", memory)
     sets = [a for k, v in TINY_OVERRIDES.items() for a in ("--set", f"{k}={v}")]
     res = CliRunner().invoke(app, ["split", str(data), "--out", str(tmp_path / "disk.h5"), "--preset", "cpu",
                                    "--data-store", "disk", "--json", *sets])
@@ -81,10 +82,15 @@ def test_split_with_the_disk_store_is_the_split_of_memory(tiny_poisoned, tmp_pat
     assert json.loads(res.stdout)["clean_size"] > 0
     with h5py.File(tmp_path / "disk.h5") as f:
         assert json.loads(f.attrs["config"])["data_store"] == "disk"
-    mem, disk = _datasets(tmp_path / "memory.h5"), _datasets(tmp_path / "disk.h5")
-    assert mem.keys() == disk.keys() and {"pools/clean", "scores/indicator"} <= mem.keys() and len(mem) > 20
-    for name in mem:  # pools, every score, the history and every weight
-        assert np.array_equal(mem[name], disk[name], equal_nan=mem[name].dtype.kind == "f"), name
+    assert_same_split(tmp_path / "memory.h5", tmp_path / "disk.h5")  # pools, scores, history, every weight
+
+    # stopped with the data in memory (say, memory ran short), continued from its checkpoint on disk
+    out = tmp_path / "resumed.h5"
+    with pytest.raises(_Interrupt):
+        audit.split(data, out, memory, after_epoch=_stop_at("bsd", 2))
+    summary = audit.split(data, out, resolve_config("cpu", {**TINY_OVERRIDES, "data_store": "disk"}))
+    assert summary["resumed_from"]["phase"] == "bsd" and summary["resumed_from"]["settings_changed"] == {}
+    assert_same_split(tmp_path / "memory.h5", out)
 
 
 def test_auto_picks_disk_when_the_data_would_take_over_half_the_memory(tiny_poisoned, monkeypatch):

@@ -119,6 +119,10 @@ class DiskImages:
     def __del__(self):
         self.close()
 
+    def __reduce__(self):
+        # a copy would share (and close) this open file: each process loads its own (load_imagefolder)
+        raise TypeError("DiskImages holds an open file and cannot be copied or pickled; load the data again")
+
     def __repr__(self) -> str:
         return f"DiskImages({tuple(self.shape)}, uint8, {self.path}, device={self.device})"
 
