@@ -116,8 +116,9 @@ def open_cached(entry: CacheEntry, shape: tuple[int, ...]) -> CachedPixels | Non
         meta = json.loads(entry.meta.read_text())
         if meta.get("format") != CACHE_FORMAT or meta.get("key") != entry.key or tuple(meta.get("shape", ())) != shape:
             return None
+        fingerprint = str(meta["fingerprint"])
         fd = os.open(entry.pixels, os.O_RDONLY)
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError, KeyError, TypeError):  # absent or damaged: a miss
         return None
     try:
         with open(fd, "rb", closefd=False) as fh:
@@ -131,7 +132,7 @@ def open_cached(entry: CacheEntry, shape: tuple[int, ...]) -> CachedPixels | Non
     except (OSError, ValueError):  # damaged: a miss; the next publish replaces it
         os.close(fd)
         return None
-    return CachedPixels(fd, offset, str(meta["fingerprint"]), entry.pixels)
+    return CachedPixels(fd, offset, fingerprint, entry.pixels)
 
 
 class PixelFile:
