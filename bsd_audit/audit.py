@@ -21,7 +21,7 @@ import torch
 
 from .config import Config
 from .data import ImageDataset, Normalizer, load_imagefolder
-from .engine.distributed import is_main
+from .engine.distributed import barrier, is_main, world
 from .engine.progress import Progress
 from .engine.runtime import Runtime, make_runtime, seed_everything
 from .errors import BadInputError, TrainingDivergedError
@@ -36,10 +36,23 @@ def prepare(data: Path, cfg: Config, progress: Progress) -> tuple[Runtime, Image
     rt = make_runtime(cfg)
     seed_everything(cfg.seed)
     progress.log(f"device: {rt.describe()}")
+    from .data.cache import resolve_cache_dir
     from .data.imagefolder import scan_tree
     tree = scan_tree(data)
-    progress.start("decode images", len(tree.paths))
-    ds = load_imagefolder(data, cfg.image_size, rt.device, cfg.max_image_pixels, progress=progress.advance, tree=tree)
+    progress.start("load images", len(tree.paths))
+    # Under torchrun the first rank of each machine decodes and fills the decode cache while the
+    # others wait, then they read the cache instead of decoding the same files again. (A failed
+    # decode releases them too: they meet the same error and stop with it.)
+    first = world().local_rank == 0
+    if not first:
+        barrier()
+    try:
+        ds = load_imagefolder(data, cfg.image_size, rt.device, cfg.max_image_pixels, progress=progress.advance,
+                              tree=tree, store=cfg.data_store, cache_dir=resolve_cache_dir(cfg.cache_dir),
+                              log=progress.log)
+    finally:
+        if first:
+            barrier()
     progress.finish()
     if ds.skipped:
         progress.log(f"skipped {len(ds.skipped)} non-image entries (first: {ds.skipped[0]})")

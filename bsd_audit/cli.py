@@ -85,15 +85,24 @@ SeedOpt = typer.Option(None, "--seed", help="Random seed (same data, config and 
 DeviceOpt = typer.Option(None, "--device", help="auto (GPU when present), cpu, cuda or cuda:N.")
 JsonOpt = typer.Option(False, "--json", help="Print one JSON summary on stdout (for CI).")
 QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress output.")
+DataStoreOpt = typer.Option(None, "--data-store", help="Where the decoded images live: auto (default: disk when they "
+                            "would take over half the memory available on the device), memory (one tensor on the "
+                            "device), or disk (the decode cache's file, read batch by batch). Same result either way.")
+NoCacheOpt = typer.Option(False, "--no-cache", help="Decode every image again and keep no decode cache (by default "
+                          "decoded images are kept in $BSD_AUDIT_CACHE_DIR, else ~/.cache/bsd-audit, for the next command).")
 
 
 def _config(preset: str, config_file: Optional[Path], sets: Optional[List[str]], seed: Optional[int],
-            device: Optional[str]) -> Config:
+            device: Optional[str], data_store: Optional[str] = None, no_cache: bool = False) -> Config:
     overrides: dict = parse_overrides(sets)
     if seed is not None:
         overrides["seed"] = seed
     if device is not None:
         overrides["device"] = device
+    if data_store is not None:
+        overrides["data_store"] = data_store
+    if no_cache:
+        overrides["cache_dir"] = "off"
     return resolve_config(preset, overrides, config_file)
 
 
@@ -163,6 +172,7 @@ def detect_target_cmd(
     out: Path = typer.Option(Path("target.h5"), "--out", "-o", help="Artifact to write (HDF5)."),
     preset: str = PresetOpt, config_file: Optional[Path] = ConfigOpt, sets: Optional[List[str]] = SetOpt,
     seed: Optional[int] = SeedOpt, device: Optional[str] = DeviceOpt,
+    data_store: Optional[str] = DataStoreOpt, no_cache: bool = NoCacheOpt,
     strict: bool = typer.Option(False, "--strict", help="Exit 4 when the LGA vote and the second-likely estimate disagree."),
     fail_on_verdict: bool = typer.Option(False, "--fail-on-verdict", help="Exit 1 when the verdict is 'poisoned', "
                                          "6 when it is 'inconclusive' (the quickest gate: the warm-up alone)."),
@@ -175,7 +185,7 @@ def detect_target_cmd(
     from . import audit
 
     def body() -> int:
-        cfg = _config(preset, config_file, sets, seed, device)
+        cfg = _config(preset, config_file, sets, seed, device, data_store, no_cache)
         _print_config(cfg, quiet or as_json)
         reporter = Progress() if quiet or as_json else RichProgressReporter(err)
         s = audit.detect(data, out, cfg, reporter)
@@ -209,6 +219,7 @@ def split_cmd(
                                          "records poison recall and poison left in the clean pool (never used to decide)."),
     preset: str = PresetOpt, config_file: Optional[Path] = ConfigOpt, sets: Optional[List[str]] = SetOpt,
     seed: Optional[int] = SeedOpt, device: Optional[str] = DeviceOpt,
+    data_store: Optional[str] = DataStoreOpt, no_cache: bool = NoCacheOpt,
     strict: bool = typer.Option(False, "--strict", help="Exit 4 when the two target estimates disagree."),
     init_only: bool = typer.Option(False, "--init-only", help="Quick gating mode: stop once the initial pools exist "
                                    "(skips the MixMatch stages; the verdict needs only the warm-up)."),
@@ -229,7 +240,8 @@ def split_cmd(
     from . import audit
 
     def body() -> int:
-        cfg = _config(preset, config_file, (sets or []) + (["stop_after_init=true"] if init_only else []), seed, device)
+        cfg = _config(preset, config_file, (sets or []) + (["stop_after_init=true"] if init_only else []), seed, device,
+                      data_store, no_cache)
         _print_config(cfg, quiet or as_json)
         reporter = Progress() if quiet or as_json else RichProgressReporter(err)
         s = audit.split(data, out, cfg, target=target, target_from=target_from, truth_manifest=truth, progress=reporter,
@@ -309,7 +321,9 @@ def train_clean_cmd(
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from the checkpoint beside --out "
                                 "(OUT.ckpt.h5, written every epoch) when an earlier run was interrupted."),
     preset: str = PresetOpt, config_file: Optional[Path] = ConfigOpt, sets: Optional[List[str]] = SetOpt,
-    seed: Optional[int] = SeedOpt, device: Optional[str] = DeviceOpt, as_json: bool = JsonOpt, quiet: bool = QuietOpt,
+    seed: Optional[int] = SeedOpt, device: Optional[str] = DeviceOpt,
+    data_store: Optional[str] = DataStoreOpt, no_cache: bool = NoCacheOpt,
+    as_json: bool = JsonOpt, quiet: bool = QuietOpt,
 ) -> None:
     """Train the purified model on a finished split (MixMatch: clean pool labelled, poison pool unlabelled),
     or with --baseline the no-defence model. Writes the weights (one dataset per tensor) with the architecture,
@@ -321,7 +335,7 @@ def train_clean_cmd(
         if arch is not None:
             overrides["arch"] = arch
             overrides.setdefault("width", 0)  # a width meant for the preset's net does not fit another
-        cfg = _config(preset, config_file, [f"{k}={v}" for k, v in overrides.items()], seed, device)
+        cfg = _config(preset, config_file, [f"{k}={v}" for k, v in overrides.items()], seed, device, data_store, no_cache)
         _print_config(cfg, quiet or as_json)
         reporter = Progress() if quiet or as_json else RichProgressReporter(err)
         s = audit.train_clean(data, out, cfg, split, "baseline" if baseline else mode, resume, reporter)

@@ -27,6 +27,12 @@ class Config:
     # --- data
     image_size: int = 32  # working resolution: every image is resized to image_size x image_size
     max_image_pixels: int = 89_478_485  # decompression-bomb guard (PIL's default limit)
+    # Where the decoded pixels live (data/store.py): memory = one tensor on the device; disk = the decode
+    # cache's file, read batch by batch; auto = disk when they are over half the memory available there.
+    data_store: str = "auto"
+    # Decode cache folder (data/cache.py): "" = $BSD_AUDIT_CACHE_DIR, else $XDG_CACHE_HOME/bsd-audit, else
+    # ~/.cache/bsd-audit; "off" = decode every time (a disk store then uses a nameless temporary file).
+    cache_dir: str = ""
     # --- models
     arch: str = "resnet18"  # resnet18 | mobilenet_v2 | fastnet
     width: float = 0  # 0 = the architecture's standard width; else resnet18 base channels, mobilenet_v2 multiplier, fastnet first group
@@ -126,6 +132,7 @@ class Config:
         need(0 < self.loss_window <= 1, "loss_window must be in (0, 1]")
         need(self.precision in ("auto", "fp32", "bf16"), "precision must be auto, fp32 or bf16")
         need(self.image_size >= 8, "image_size must be >= 8")
+        need(self.data_store in ("auto", "memory", "disk"), f"data_store must be auto, memory or disk, got {self.data_store!r}")
         need(self.purify_epochs >= 1, "purify_epochs must be >= 1")
         need(self.purify_init in ("split", "scratch"), "purify_init must be split or scratch")
         need(self.mixmatch_iterations >= 1 and self.mixmatch_batch_size >= 2, "MixMatch needs iterations >= 1, batch >= 2")

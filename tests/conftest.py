@@ -3,11 +3,32 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+
+
+def pytest_configure(config):
+    """The decode cache goes to a folder of this session's, never the user's ~/.cache (set before any
+    test or fixture runs, for child processes too; restored at the end)."""
+    config._cache_env = os.environ.get("BSD_AUDIT_CACHE_DIR")
+    config._cache_dir = tempfile.mkdtemp(prefix="bsd-audit-test-cache-")
+    os.environ["BSD_AUDIT_CACHE_DIR"] = config._cache_dir
+
+
+def pytest_unconfigure(config):
+    if not hasattr(config, "_cache_dir"):
+        return
+    shutil.rmtree(config._cache_dir, ignore_errors=True)
+    if config._cache_env is None:
+        os.environ.pop("BSD_AUDIT_CACHE_DIR", None)
+    else:
+        os.environ["BSD_AUDIT_CACHE_DIR"] = config._cache_env
 
 
 def pytest_addoption(parser):

@@ -1,10 +1,12 @@
-"""ImageFolder scan and decode: untrusted files in, one uint8 tensor on the compute device out.
+"""ImageFolder scan and decode: untrusted files in, N x 3 x S x S uint8 images out.
 
 The tree is read the way torchvision's ImageFolder reads it (class index = position of the folder
 name in the sorted list of sub-folders, the same image extensions), but the sample order is the
 sorted list of relative paths, so an index in any artifact maps back to one file. Every image is
-decoded exactly once, converted to RGB and resized to the working resolution; the result lives on
-the device where training happens, and augmentation works on whole batches there.
+decoded once, converted to RGB and resized to the working resolution, in parallel, and kept in the
+decode cache (data/cache.py) for the next command. The result lives on the device where training
+happens when it fits there, and augmentation works on whole batches there; when it does not, it
+stays in the cache's file and batches are read from it (data/store.py).
 """
 
 from __future__ import annotations
@@ -12,16 +14,22 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import tempfile
 import warnings
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import BadInputError
+from .cache import CacheEntry, PixelFile, cache_entry, open_cached
+from .store import DiskImages, choose_store, shard_rows, shards
 
 # decode_image's own size check (max_image_pixels) is the decompression-bomb guard and names the
 # file; PIL's warning for the same image would only repeat it as a bare Python warning on stderr.
@@ -47,15 +55,17 @@ class ScannedTree:
 
 @dataclass
 class ImageDataset:
-    """A decoded ImageFolder: ``images`` is N x 3 x S x S uint8 on ``device``."""
+    """A decoded ImageFolder. ``images[idx]`` (idx a LongTensor) gives N x 3 x S x S uint8 on the
+    device, in idx order, whichever store holds them: a tensor on the device, or DiskImages."""
 
     root: Path
     classes: list[str]
     paths: list[str]
     labels: torch.Tensor  # int64, on device
-    images: torch.Tensor  # uint8, N x 3 x S x S, on device
+    images: torch.Tensor | DiskImages  # uint8, N x 3 x S x S
     fingerprint: str  # sha256 over relative paths and file bytes
     skipped: list[str] = field(default_factory=list)
+    store: str = "memory"  # memory | disk (data/store.py)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -65,11 +75,20 @@ class ImageDataset:
         return len(self.classes)
 
     def channel_stats(self) -> tuple[list[float], list[float]]:
-        """Per-channel mean and std of the data itself (no trusted statistics exist)."""
-        x = self.images.float().div_(255)
-        mean = x.mean(dim=(0, 2, 3))
-        std = x.std(dim=(0, 2, 3)).clamp_min(1e-3)
-        return mean.tolist(), std.tolist()
+        """Per-channel mean and std of the data itself (no trusted statistics exist), from a histogram
+        of each channel's uint8 values built shard by shard: exact (integer counts), and a few MiB of
+        memory whatever the data's size, where a float copy of the whole data is four times its size
+        (and widening each shard to sum it still took ~200 MB and 4x the time on CIFAR-10)."""
+        hist = None
+        for shard in shards(self.images, shard_rows(self.images)):
+            h = torch.stack([torch.bincount(shard[:, c].reshape(-1), minlength=256) for c in range(shard.shape[1])])
+            hist = h if hist is None else hist + h
+        hist = hist.double().cpu()
+        values = torch.arange(256, dtype=torch.float64)
+        count = hist.sum(dim=1)
+        mean = hist @ values / count
+        var = (hist @ values.square() - count * mean.square()) / (count - 1).clamp_min(1)  # unbiased, as torch.std
+        return (mean / 255).tolist(), (var.clamp_min(0).sqrt() / 255).clamp_min(1e-3).tolist()
 
 
 def _bad(path: Path | str, what: str, fix: str) -> BadInputError:
@@ -208,38 +227,216 @@ def _read_one(args: tuple[Path, str, int, int]) -> tuple[np.ndarray | None, byte
         return None, digest, str(exc)
 
 
+_CHUNK = 256  # images per decode task: a 32x32 image decodes in ~0.1 ms, a task per image costs as much
+
+
 def load_imagefolder(root: Path, image_size: int = 32, device: torch.device | str = "cpu",
                      max_image_pixels: int = 89_478_485, workers: int | None = None,
-                     progress=None, tree: ScannedTree | None = None) -> ImageDataset:
+                     progress: Callable[[int], None] | None = None, tree: ScannedTree | None = None,
+                     store: str = "memory", cache_dir: Path | None = None,
+                     log: Callable[[str], None] | None = None) -> ImageDataset:
     """Scan, decode and fingerprint an ImageFolder tree.
 
     Every unusable file is collected and reported in one error (up to a few names, then a count),
-    so the user can fix the tree in one pass. ``progress`` is an optional callable(advance: int).
+    so the user can fix the tree in one pass. ``progress`` is an optional callable(advance: int),
+    ``log`` an optional callable(message) told which store holds the data and what the cache did.
+    ``store``: memory (one tensor on ``device``), disk (DiskImages over a pixel file) or auto (disk
+    when the decoded size is over data/store.py's MEMORY_SHARE of the memory available on
+    ``device``). ``cache_dir``: the decode cache's folder (data/cache.py), None for no cache.
     """
     tree = tree or scan_tree(root)  # a caller that already scanned (to size a progress bar) passes it
+    progress = progress or (lambda n: None)
+    log = log or (lambda message: None)
     n = len(tree.paths)
-    images = np.empty((n, image_size, image_size, 3), dtype=np.uint8)
-    digests: list[bytes] = [b""] * n
+    shape = (n, 3, image_size, image_size)
+    kind, why = choose_store(store, int(np.prod(shape)), device)
+    entry = cache_entry(cache_dir, tree.root, tree.paths, image_size, max_image_pixels) if cache_dir is not None else None
+    cached = open_cached(entry, shape) if entry is not None else None
+    if cached is not None:
+        disk = DiskImages(cached.fd, cached.offset, shape, device, str(cached.path))
+        fingerprint = cached.fingerprint
+        if kind == "memory":
+            images = _read_all(disk, progress)
+        else:
+            images = disk
+            progress(n)
+        log(f"decoded images read from the cache ({cached.path})")
+    elif kind == "memory":
+        pixels = np.empty(shape, dtype=np.uint8)
+        fingerprint = _decode_all(tree, image_size, max_image_pixels, workers, _ArraySink(pixels), progress)
+        images = torch.from_numpy(pixels).to(device)
+        if entry is not None and _publishable(entry, tree.root, log):
+            _save(entry, pixels, fingerprint, tree.root, log)
+    else:
+        pf = _pixel_file(entry, shape, log)
+        try:
+            fingerprint = _decode_all(tree, image_size, max_image_pixels, workers, _FileSink(pf), progress)
+            where = _publish_disk(pf, entry, fingerprint, tree.root, log)
+        except BaseException:
+            pf.discard()
+            raise
+        images = DiskImages(pf.take_fd(), pf.offset, shape, device, where)
+    log(f"data store: {kind} ({why})")
+    labels = torch.from_numpy(tree.labels).to(device)
+    return ImageDataset(tree.root, tree.classes, tree.paths, labels, images, fingerprint, tree.skipped, kind)
+
+
+class _ArraySink:
+    """Decode straight into the in-memory array (no per-chunk copy)."""
+
+    def __init__(self, pixels: np.ndarray):
+        self.pixels = pixels
+
+    def rows(self, start: int, stop: int) -> np.ndarray:
+        return self.pixels[start:stop]
+
+    def write_rows(self, start: int, rows: np.ndarray) -> None:
+        pass  # already in place
+
+
+class _FileSink:
+    """Decode a chunk into a buffer of its own, then write it at its place in the pixel file."""
+
+    def __init__(self, pf: PixelFile):
+        self.pf = pf
+
+    def rows(self, start: int, stop: int) -> np.ndarray:
+        return np.empty((stop - start,) + self.pf.shape[1:], dtype=np.uint8)
+
+    def write_rows(self, start: int, rows: np.ndarray) -> None:
+        self.pf.write_rows(start, rows)
+
+
+def _decode_all(tree: ScannedTree, image_size: int, max_image_pixels: int, workers: int | None, sink,
+                progress: Callable[[int], None]) -> str:
+    """Decode every image into ``sink`` (rows(start, stop) -> writable N' x 3 x S x S array, then
+    write_rows(start, rows)) in parallel, and return the dataset's fingerprint. Tasks are chunks of
+    consecutive images, at most two per worker in flight, so a disk sink never holds more than a few
+    chunks in memory; results are taken in order, so errors are listed in sample order."""
+    n = len(tree.paths)
+    workers = workers or os.cpu_count() or 1
+    chunk = max(1, min(_CHUNK, -(-n // (4 * workers))))
     errors: list[str] = []
-    jobs = [(tree.root, rel, image_size, max_image_pixels) for rel in tree.paths]
-    # PIL releases the GIL while decoding, so threads use every core without process start-up cost.
-    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
-        for i, (arr, digest, err) in enumerate(pool.map(_read_one, jobs, chunksize=64)):
+    fp = hashlib.sha256()
+
+    def task(start: int) -> tuple[list[bytes], list[str]]:
+        stop = min(start + chunk, n)
+        rows = sink.rows(start, stop)
+        digests, errs = [], []
+        for i in range(start, stop):
+            arr, digest, err = _read_one((tree.root, tree.paths[i], image_size, max_image_pixels))
+            digests.append(digest)
             if err is not None:
-                errors.append(err)
+                errs.append(err)
             else:
-                images[i] = arr
-                digests[i] = digest
-            if progress is not None:
-                progress(1)
+                rows[i - start] = arr.transpose(2, 0, 1)  # HWC -> CHW, in place
+        if not errs and not errors:  # once a file is bad nothing will be kept: only collect the errors
+            sink.write_rows(start, rows)
+        return digests, errs
+
+    # PIL releases the GIL in its decoders and resize, so threads use every core on large images without
+    # process start-up cost; on 32x32 ones the Python around them holds the GIL, and two processes were
+    # ~1.5x faster (docs/scale.md) for a decode the cache makes once per dataset.
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
+        starts = iter(range(0, n, chunk))
+        pending = deque((s, pool.submit(task, s)) for s in islice(starts, 2 * workers))
+        while pending:
+            start, future = pending.popleft()
+            digests, errs = future.result()
+            errors.extend(errs)
+            for rel, digest in zip(tree.paths[start:start + chunk], digests):
+                fp.update(rel.encode("utf-8") + b"\0" + digest)  # as dataset_fingerprint, one chunk at a time
+            progress(len(digests))
+            nxt = next(starts, None)
+            if nxt is not None:
+                pending.append((nxt, pool.submit(task, nxt)))
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     if errors:
         listed = "\n  ".join(errors[:_MAX_LISTED])
         more = f"\n  ... and {len(errors) - _MAX_LISTED} more" if len(errors) > _MAX_LISTED else ""
         raise BadInputError(f"{len(errors)} file(s) in {tree.root} cannot be used:\n  {listed}{more}")
-    tensor = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous().to(device)
-    labels = torch.from_numpy(tree.labels).to(device)
-    return ImageDataset(tree.root, tree.classes, tree.paths, labels, tensor, dataset_fingerprint(tree.paths, digests),
-                        tree.skipped)
+    return fp.hexdigest()
+
+
+def _read_all(disk: DiskImages, progress: Callable[[int], None]) -> torch.Tensor:
+    """The whole pixel file into one tensor on the disk store's device (the memory store from a cache hit)."""
+    try:
+        pixels = np.empty(tuple(disk.shape), dtype=np.uint8)
+        step = shard_rows(disk)
+        for start in range(0, len(disk), step):
+            disk.read_into(start, pixels[start:start + step])
+            progress(len(pixels[start:start + step]))
+    finally:
+        disk.close()
+    return torch.from_numpy(pixels).to(disk.device)
+
+
+def _cache_warning(folder: Path, exc: OSError, log: Callable[[str], None], instead: str) -> None:
+    log(f"warning: cannot write the decode cache in {folder} ({exc.strerror or exc}); {instead}. "
+        "Set cache_dir (--set cache_dir=DIR) or BSD_AUDIT_CACHE_DIR to a writable folder, or pass --no-cache.")
+
+
+def _publishable(entry: CacheEntry, root: Path, log: Callable[[str], None]) -> bool:
+    if entry.racy:
+        log(f"decode cache not written: files in {root} changed in the last seconds, and a further change "
+            "could keep their time stamps; the next command will cache them")
+    return not entry.racy
+
+
+def _save(entry: CacheEntry, pixels: np.ndarray, fingerprint: str, root: Path, log: Callable[[str], None]) -> None:
+    """Write decoded in-memory pixels to the cache; a failure only costs the next command a decode."""
+    try:
+        pf = PixelFile(entry.folder, entry.stem, pixels.shape)
+    except OSError as exc:
+        _cache_warning(entry.folder, exc, log, "continuing without it")
+        return
+    try:
+        step = shard_rows(pixels)
+        for start in range(0, len(pixels), step):
+            pf.write_rows(start, pixels[start:start + step])
+        pf.publish(entry, fingerprint, root)
+        log(f"decoded images cached in {entry.pixels}")
+    except OSError as exc:
+        pf.discard()
+        _cache_warning(entry.folder, exc, log, "continuing without it")
+    finally:
+        pf.close()
+
+
+def _publish_disk(pf: PixelFile, entry: CacheEntry | None, fingerprint: str, root: Path,
+                  log: Callable[[str], None]) -> str:
+    """Publish a disk store's finished pixel file as the cache entry where it may be; otherwise take
+    its name away (it lives as long as this process holds it open). Returns how to name it."""
+    if entry is not None and pf.tmp is not None and _publishable(entry, root, log):
+        try:
+            pf.publish(entry, fingerprint, root)
+            log(f"decoded images cached in {entry.pixels}")
+            return str(entry.pixels)
+        except OSError as exc:
+            _cache_warning(entry.folder, exc, log, "the disk store keeps its file for this run only")
+    pf.unlink()
+    return f"an unnamed file in {pf.folder}"
+
+
+def _pixel_file(entry: CacheEntry | None, shape: tuple[int, ...], log: Callable[[str], None]) -> PixelFile:
+    """The file a disk store decodes into: the cache entry's (published once complete), else a
+    nameless file in the temporary folder, for this process alone."""
+    if entry is not None:
+        try:
+            return PixelFile(entry.folder, entry.stem, shape)
+        except OSError as exc:
+            _cache_warning(entry.folder, exc, log, "the disk store uses a temporary file instead")
+    folder = Path(tempfile.gettempdir())
+    try:
+        pf = PixelFile(folder, "bsd-audit-pixels", shape)
+    except OSError as exc:
+        raise BadInputError(f"{folder}: cannot hold the decoded images for the disk store ({exc.strerror or exc}; "
+                            f"{int(np.prod(shape)) / 2**20:.0f} MiB needed). Free space there, point TMPDIR or "
+                            "cache_dir at a folder with room, or use --data-store memory.") from exc
+    pf.unlink()  # nameless at once: nothing is left behind, whatever happens to this process
+    return pf
 
 
 def dataset_fingerprint(paths: list[str], digests: list[bytes]) -> str:

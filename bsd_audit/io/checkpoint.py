@@ -32,6 +32,9 @@ from .artifacts import (atomic_h5, members, open_artifact, read_optimizer, read_
 # Config fields a checkpoint may be resumed with a different value of: the learning rates, so that a
 # run stopped by a NaN loss can continue from its last good epoch with a lower one.
 RESUME_MAY_CHANGE = ("altruistic_lr", "warmup_lr", "mixmatch_lr")
+# Config fields that say where the data is kept, not what is computed (the same pixels reach the
+# model whichever store holds them): a run stopped for lack of memory may continue with --data-store disk.
+_NOT_COMPARED = ("data_store", "cache_dir")
 
 _FIX = "Delete it, or pass --no-resume to start over."
 
@@ -86,7 +89,8 @@ def load_checkpoint(path: Path, cfg, ds, identity: dict, device: str) -> Checkpo
                 raise BadInputError(f"{path}: checkpoint of another dataset ({f.attrs['data_root']}). "
                                     f"Resume with the data it was made from. {_FIX}")
             stored_cfg, now = json.loads(f.attrs["config"]), json.loads(cfg.to_json())
-            differ = sorted(k for k in set(stored_cfg) | set(now) if stored_cfg.get(k) != now.get(k))
+            differ = sorted(k for k in set(stored_cfg) | set(now)
+                            if stored_cfg.get(k) != now.get(k) and k not in _NOT_COMPARED)
             if [k for k in differ if k not in RESUME_MAY_CHANGE]:
                 raise BadInputError(f"{path}: checkpoint made with other settings ({', '.join(differ)} differ). "
                                     f"Resume with the same preset and overrides. {_FIX}")
