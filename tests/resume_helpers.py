@@ -38,3 +38,15 @@ def checkpoint_attrs(path: Path) -> dict:
     """The phase and the epochs completed that a split checkpoint records."""
     with h5py.File(path) as f:
         return {"epoch": int(f.attrs["epoch"]), "phase": json.loads(f.attrs["meta"])["phase"]}
+
+
+class Interrupt(Exception):
+    """Raised by stop_at's hook: stands for a kill right after an epoch's checkpoint reached the disk."""
+
+
+def stop_at(phase: str, epoch: int):
+    """An ``after_epoch`` hook for split that interrupts the run after ``epoch`` of ``phase``."""
+    def hook(p, e):
+        if (p, e) == (phase, epoch):
+            raise Interrupt
+    return hook

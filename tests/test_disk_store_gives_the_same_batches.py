@@ -18,7 +18,7 @@ from bsd_audit.config import resolve_config
 from bsd_audit.data.imagefolder import load_imagefolder
 from bsd_audit.data.store import DiskImages
 from conftest import TINY_OVERRIDES
-from resume_helpers import assert_same_split
+from resume_helpers import Interrupt, assert_same_split, stop_at
 
 
 @pytest.fixture
@@ -60,16 +60,6 @@ def test_channel_stats_are_those_of_the_whole_tensor(both):
     assert mem.channel_stats() == disk.channel_stats()  # exact sums: the shard size does not matter
 
 
-class _Interrupt(Exception):
-    pass
-
-
-def _stop_at(phase: str, epoch: int):
-    def after_epoch(p, e):
-        if (p, e) == (phase, epoch):
-            raise _Interrupt  # as a kill right after this epoch's checkpoint reached the disk
-    return after_epoch
-
 
 def test_split_with_the_disk_store_is_the_split_of_memory(tiny_poisoned, tmp_path):
     data, _, _ = tiny_poisoned
@@ -86,8 +76,8 @@ def test_split_with_the_disk_store_is_the_split_of_memory(tiny_poisoned, tmp_pat
 
     # stopped with the data in memory (say, memory ran short), continued from its checkpoint on disk
     out = tmp_path / "resumed.h5"
-    with pytest.raises(_Interrupt):
-        audit.split(data, out, memory, after_epoch=_stop_at("bsd", 2))
+    with pytest.raises(Interrupt):
+        audit.split(data, out, memory, after_epoch=stop_at("bsd", 2))
     summary = audit.split(data, out, resolve_config("cpu", {**TINY_OVERRIDES, "data_store": "disk"}))
     assert summary["resumed_from"]["phase"] == "bsd" and summary["resumed_from"]["settings_changed"] == {}
     assert_same_split(tmp_path / "memory.h5", out)

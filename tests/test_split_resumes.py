@@ -23,7 +23,7 @@ from bsd_audit.config import resolve_config
 from bsd_audit.errors import EXIT_BAD_INPUT, BadInputError
 from bsd_audit.io.artifacts import open_artifact
 from conftest import make_tiny_poisoned
-from resume_helpers import OVERRIDES, SETS, assert_same_split, checkpoint_attrs
+from resume_helpers import OVERRIDES, SETS, Interrupt, assert_same_split, checkpoint_attrs, stop_at
 
 REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -41,16 +41,6 @@ def tiny(tmp_path_factory):
     return {"data": data, "manifest": manifest, "straight": straight, "base": base}
 
 
-class _Interrupt(Exception):
-    pass
-
-
-def _stop_at(phase: str, epoch: int):
-    def hook(p, e):
-        if (p, e) == (phase, epoch):
-            raise _Interrupt  # as a kill right after this epoch's checkpoint reached the disk
-    return hook
-
 
 # TINY_OVERRIDES: 6 warm-up epochs; BSD epochs 0-2 main warm-up, 3 MixMatch on the initial pools,
 # 4-5 class completion, 6 selective drop
@@ -65,8 +55,8 @@ def _stop_at(phase: str, epoch: int):
 def test_interrupted_split_resumes_to_the_same_result(tiny, tmp_path, phase, epoch):
     cfg = resolve_config("cpu", OVERRIDES)
     out = tmp_path / "split.h5"
-    with pytest.raises(_Interrupt):
-        audit.split(tiny["data"], out, cfg, truth_manifest=tiny["manifest"], after_epoch=_stop_at(phase, epoch))
+    with pytest.raises(Interrupt):
+        audit.split(tiny["data"], out, cfg, truth_manifest=tiny["manifest"], after_epoch=stop_at(phase, epoch))
     ckpt = audit.checkpoint_path(out)
     assert not out.exists() and ckpt.exists()
     assert checkpoint_attrs(ckpt) == {"phase": phase, "epoch": epoch + 1}
@@ -81,8 +71,8 @@ def test_interrupted_twice(tiny, tmp_path):
     cfg = resolve_config("cpu", OVERRIDES)
     out = tmp_path / "split.h5"
     for phase, epoch in [("target", 2), ("bsd", 2), ("bsd", 5)]:
-        with pytest.raises(_Interrupt):
-            audit.split(tiny["data"], out, cfg, truth_manifest=tiny["manifest"], after_epoch=_stop_at(phase, epoch))
+        with pytest.raises(Interrupt):
+            audit.split(tiny["data"], out, cfg, truth_manifest=tiny["manifest"], after_epoch=stop_at(phase, epoch))
     audit.split(tiny["data"], out, cfg, truth_manifest=tiny["manifest"])
     assert_same_split(tiny["straight"], out)
 
@@ -94,8 +84,8 @@ def test_interrupted_split_from_a_target_artifact(tiny, tmp_path):
     audit.detect(tiny["data"], target, cfg)
     straight, out = tmp_path / "straight.h5", tmp_path / "split.h5"
     audit.split(tiny["data"], straight, cfg, target_from=target)
-    with pytest.raises(_Interrupt):
-        audit.split(tiny["data"], out, cfg, target_from=target, after_epoch=_stop_at("bsd", 4))
+    with pytest.raises(Interrupt):
+        audit.split(tiny["data"], out, cfg, target_from=target, after_epoch=stop_at("bsd", 4))
     s = audit.split(tiny["data"], out, cfg, target_from=target)
     assert s["source"] == "artifact" and s["resumed_from"]["epoch"] == 5
     assert_same_split(straight, out)
@@ -144,8 +134,8 @@ def test_sigkill_mid_run_then_resume(tiny, tmp_path):
 
 # ------------------------------------------------------------------------------ refusals
 def _interrupted(tiny, out: Path, cfg, **kw) -> Path:
-    with pytest.raises(_Interrupt):
-        audit.split(tiny["data"], out, cfg, after_epoch=_stop_at("bsd", 1), **kw)
+    with pytest.raises(Interrupt):
+        audit.split(tiny["data"], out, cfg, after_epoch=stop_at("bsd", 1), **kw)
     return audit.checkpoint_path(out)
 
 

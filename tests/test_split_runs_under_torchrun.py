@@ -132,3 +132,13 @@ def test_ranks_that_see_different_checkpoints_are_stopped(tmp_path):
     r = subprocess.run([*TORCHRUN, str(TESTS / "ddp_check_ranks.py"), str(tmp_path / "s.ckpt.h5")], env=ENV,
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
+
+
+def test_torchrun_split_from_the_disk_store_is_the_same(runs, tmp_path):
+    """Ranks streaming batches from the decode cache's file split exactly as ranks holding the data
+    in memory (the first rank of the machine fills the cache, the other reads it)."""
+    out = tmp_path / "split.h5"
+    cmd = _split_cmd(runs["data"], out, runs["manifest"]) + ["--data-store", "disk"]
+    r = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert_same_split(runs["two"], out)
