@@ -83,7 +83,7 @@ class Config:
     mixmatch_mixup_alpha: float = 0.75
     mixmatch_lambda_u: float = 15.0
     mixmatch_rampup: int = 120
-    # --- train-clean: the purified model (and the no-defence baseline), trained from scratch
+    # --- train-clean: the purified model (and the no-defence baseline)
     purify_epochs: int = 120  # the paper's run length; λ_u ramps up over all of them
     # split: start from the split's main model when it has the same architecture (Decision: it has
     # already trained on the final pools the same way) | scratch: new weights, as the paper's table
