@@ -17,6 +17,7 @@ environment) every function here is the identity, and the code path is the singl
 from __future__ import annotations
 
 import atexit
+import gc
 import os
 import weakref
 from dataclasses import dataclass
@@ -49,8 +50,16 @@ def init(device_type: str) -> World:
 
 
 def _shutdown() -> None:
+    # Every rank reaches this point before any tears the group down: a rank destroying its gloo
+    # group while another still exchanges with it can abort the process ("terminate called
+    # without an active exception"). A rank that failed is ended by torchrun, not waited for.
     if dist.is_initialized():
-        dist.destroy_process_group()
+        try:
+            dist.barrier()
+        finally:
+            _wrapped.clear()  # DDP's reducers hold the group: free them before it goes
+            gc.collect()
+            dist.destroy_process_group()
 
 
 def world() -> World:
