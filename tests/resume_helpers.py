@@ -9,7 +9,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from conftest import TINY_OVERRIDES
+from conftest import TINY_OVERRIDES, make_tiny_poisoned
 
 # one thread: on a busy 2-core machine two threads make these tiny runs many times slower
 OVERRIDES = {**TINY_OVERRIDES, "threads": 1}
@@ -50,3 +50,15 @@ def stop_at(phase: str, epoch: int):
         if (p, e) == (phase, epoch):
             raise Interrupt
     return hook
+
+
+def straight_split(base: Path, truth: bool = True) -> dict:
+    """The tiny poisoned set under ``base`` and a split of it that was never interrupted (with the
+    ground truth recorded unless ``truth`` is false): the reference the interrupted runs must match."""
+    from bsd_audit import audit
+    from bsd_audit.config import resolve_config
+
+    data, manifest, straight = base / "data", base / "data_manifest.json", base / "straight.h5"
+    make_tiny_poisoned(data)
+    summary = audit.split(data, straight, resolve_config("cpu", OVERRIDES), truth_manifest=manifest if truth else None)
+    return {"data": data, "manifest": manifest, "straight": straight, "base": base, "summary": summary}

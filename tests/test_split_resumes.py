@@ -22,8 +22,7 @@ from bsd_audit.cli import app
 from bsd_audit.config import resolve_config
 from bsd_audit.errors import EXIT_BAD_INPUT, BadInputError
 from bsd_audit.io.artifacts import open_artifact
-from conftest import make_tiny_poisoned
-from resume_helpers import OVERRIDES, SETS, Interrupt, assert_same_split, checkpoint_attrs, stop_at
+from resume_helpers import OVERRIDES, SETS, Interrupt, assert_same_split, checkpoint_attrs, stop_at, straight_split
 
 REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -32,14 +31,7 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """The tiny poisoned set, its manifest, and a split of it that was never interrupted."""
-    base = tmp_path_factory.mktemp("resume")
-    data = base / "data"
-    make_tiny_poisoned(data)
-    manifest = base / "data_manifest.json"
-    straight = base / "straight.h5"
-    audit.split(data, straight, resolve_config("cpu", OVERRIDES), truth_manifest=manifest)
-    return {"data": data, "manifest": manifest, "straight": straight, "base": base}
-
+    return straight_split(tmp_path_factory.mktemp("resume"))
 
 
 # TINY_OVERRIDES: 6 warm-up epochs; BSD epochs 0-2 main warm-up, 3 MixMatch on the initial pools,

@@ -19,9 +19,7 @@ import pytest
 pytestmark = pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc to find torchrun's workers")
 
 from bsd_audit import audit
-from bsd_audit.config import resolve_config
-from conftest import make_tiny_poisoned
-from resume_helpers import OVERRIDES, SETS, assert_same_split, checkpoint_attrs, datasets
+from resume_helpers import SETS, assert_same_split, checkpoint_attrs, datasets, straight_split
 
 REPO = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
@@ -51,18 +49,13 @@ def _split_cmd(data: Path, out: Path, manifest: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    base = tmp_path_factory.mktemp("ddp")
-    data = base / "data"
-    make_tiny_poisoned(data)
-    manifest = base / "data_manifest.json"
-    one = base / "one" / "split.h5"
-    one.parent.mkdir()
-    single = audit.split(data, one, resolve_config("cpu", OVERRIDES), truth_manifest=manifest)
-    two = base / "two" / "split.h5"
+    """A single-process split of the tiny set (``one``) and the same split under torchrun (``two``)."""
+    ref = straight_split(tmp_path_factory.mktemp("ddp"))
+    two = ref["base"] / "two" / "split.h5"
     two.parent.mkdir()
-    done = subprocess.run(_split_cmd(data, two, manifest), env=ENV, capture_output=True, text=True, timeout=300,
-                          cwd=two.parent)
-    return {"data": data, "manifest": manifest, "one": one, "single": single, "two": two, "done": done}
+    done = subprocess.run(_split_cmd(ref["data"], two, ref["manifest"]), env=ENV, capture_output=True, text=True,
+                          timeout=300, cwd=two.parent)
+    return {**ref, "one": ref["straight"], "single": ref["summary"], "two": two, "done": done}
 
 
 def test_data_parallel_epoch_equals_one_process(tmp_path):

@@ -15,8 +15,7 @@ from bsd_audit.cli import app
 from bsd_audit.config import Config, resolve_config
 from bsd_audit.engine.loops import check_finite
 from bsd_audit.errors import EXIT_DIVERGED, TrainingDivergedError
-from conftest import make_tiny_poisoned
-from resume_helpers import OVERRIDES, SETS, assert_same_split
+from resume_helpers import OVERRIDES, SETS, assert_same_split, straight_split
 
 HUGE = 1e30
 runner = CliRunner()
@@ -24,12 +23,7 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    base = tmp_path_factory.mktemp("diverge")
-    data = base / "data"
-    make_tiny_poisoned(data)
-    straight = base / "straight.h5"
-    audit.split(data, straight, resolve_config("cpu", OVERRIDES))
-    return {"data": data, "straight": straight}
+    return straight_split(tmp_path_factory.mktemp("diverge"), truth=False)
 
 
 def _cli(*args):

@@ -78,13 +78,18 @@ def barrier() -> None:
         dist.barrier()
 
 
+def _bounds(n: int, rank: int, size: int) -> tuple[int, int]:
+    """Rows [start, stop) of ``rank``'s contiguous share of ``n``: sizes differ by at most one,
+    lower ranks take the extra rows (torch.tensor_split's rule)."""
+    base, extra = divmod(n, size)
+    start = rank * base + min(rank, extra)
+    return start, start + base + (1 if rank < extra else 0)
+
+
 def shard(n: int) -> slice:
-    """This rank's contiguous share of ``n`` rows (a global batch, or all samples): sizes differ by
-    at most one, lower ranks take the extra rows (torch.tensor_split's rule)."""
+    """This rank's contiguous share of ``n`` rows (a global batch, or all samples)."""
     w = world()
-    base, extra = divmod(n, w.size)
-    start = w.rank * base + min(w.rank, extra)
-    return slice(start, start + base + (1 if w.rank < extra else 0))
+    return slice(*_bounds(n, w.rank, w.size))
 
 
 _wrapped: "weakref.WeakKeyDictionary[nn.Module, nn.Module]" = weakref.WeakKeyDictionary()
@@ -146,13 +151,12 @@ def gather_rows(local: torch.Tensor, n: int) -> torch.Tensor:
     if not dist.is_initialized():
         return local
     size = dist.get_world_size()
-    base, extra = divmod(n, size)
-    longest = base + (1 if extra else 0)
-    padded = local.new_zeros((longest, *local.shape[1:]))
+    lengths = [stop - start for start, stop in (_bounds(n, r, size) for r in range(size))]
+    padded = local.new_zeros((lengths[0], *local.shape[1:]))  # rank 0's share is the longest
     padded[:len(local)] = local
     parts = [torch.empty_like(padded) for _ in range(size)]
     dist.all_gather(parts, padded.contiguous())
-    return torch.cat([p[:base + (1 if r < extra else 0)] for r, p in enumerate(parts)])
+    return torch.cat([p[:k] for p, k in zip(parts, lengths)])
 
 
 def broadcast_mask(mask: np.ndarray | None) -> np.ndarray | None:

@@ -41,10 +41,12 @@ def mixmatch_step(model: nn.Module, opt: torch.optim.Optimizer, ds: ImageDataset
     n_l, n_u = len(idx_l), len(idx_u)
     rows_l, rows_u = shard(n_l), shard(n_u)
     idx_l, idx_u = idx_l[rows_l], idx_u[rows_u]
-    x_l = norm(augment(ds.images[idx_l], gen, cfg.aug_translate, cfg.aug_flip, (n_l, rows_l)))
+    def aug(idx, share):  # draws for the global batch, this rank's rows of them
+        return norm(augment(ds.images[idx], gen, cfg.aug_translate, cfg.aug_flip, share))
+
+    x_l = aug(idx_l, (n_l, rows_l))
     y_l = F.one_hot(ds.labels[idx_l], C).float()
-    x_u = [norm(augment(ds.images[idx_u], gen, cfg.aug_translate, cfg.aug_flip, (n_u, rows_u)))
-           for _ in range(cfg.mixmatch_K)]
+    x_u = [aug(idx_u, (n_u, rows_u)) for _ in range(cfg.mixmatch_K)]
     model.train()  # label guesses use train-mode batch norm, as MixMatch's code does
     with torch.no_grad():
         with rt.autocast():
