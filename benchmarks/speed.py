@@ -10,6 +10,8 @@ same code path):
   of the tool's supervised step over it;
 - wall time per stage (decode, one epoch of each training stage, one pool update) and the projected
   time of a whole `bsd-audit split` with the preset (each stage's time per epoch times its epochs);
+- one BSD epoch's two updates (MixMatch steps of the main model, the altruistic model's pass over D)
+  timed one after the other and at once (config ``overlap``, engine/overlap.py);
 - peak memory of the host process and of the device;
 - with --sizes: the step timings on copies of the data of those sizes (a fixed random subset, or the
   images tiled when the folder is smaller), to show how an epoch's cost grows with N.
@@ -43,6 +45,7 @@ from bsd_audit.audit import prepare
 from bsd_audit.config import Config, parse_overrides, resolve_config
 from bsd_audit.data import ImageDataset, Normalizer
 from bsd_audit.engine.loops import Stream, new_model, predict, train_epoch
+from bsd_audit.engine.overlap import overlap_enabled, side_by_side
 from bsd_audit.engine.progress import Progress
 from bsd_audit.engine.runtime import Runtime
 from bsd_audit.method.altruistic import altruistic_epoch, new_altruistic
@@ -185,6 +188,38 @@ def time_mixmatch(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, 
                 seconds_per_step=round(seconds / steps, 5), counted=MIXMATCH_COUNTED)
 
 
+def time_overlap(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, steps: int, n: int) -> dict:
+    """One BSD epoch's two updates, as run_bsd runs them between T1 and T2: ``steps`` MixMatch steps
+    of the main model and the altruistic model's CE pass over ``n`` images, one after the other and
+    then at once (engine/overlap.py, config ``overlap``)."""
+    main, alt = new_model(cfg, ds.num_classes, rt), new_model(cfg, ds.num_classes, rt)
+    main_opt = torch.optim.Adam(main.parameters(), lr=cfg.mixmatch_lr)
+    alt_opt = torch.optim.Adam(alt.parameters(), lr=cfg.altruistic_lr)
+    gen, alt_gen = rt.generator(cfg.seed), rt.generator(cfg.seed + 1)
+    rng, bs = np.random.default_rng(cfg.seed), cfg.mixmatch_batch_size
+    clean = np.zeros(len(ds), dtype=bool)
+    clean[rng.permutation(len(ds))[:min(len(ds) - 1, max(1, round(cfg.alpha * len(ds))))]] = True
+    labelled = Stream(torch.from_numpy(np.flatnonzero(clean)).to(rt.device), bs, gen)
+    unlabelled = Stream(torch.from_numpy(np.flatnonzero(~clean)).to(rt.device), bs, gen)
+    part = resized(ds, n)
+
+    def main_update(k: int):
+        total = torch.zeros((), device=rt.device)
+        for it in range(k):
+            w = unsupervised_weight(cfg.T1, it, k, cfg.mixmatch_lambda_u, cfg.mixmatch_rampup)
+            total += mixmatch_step(main, main_opt, ds, labelled.next(), unlabelled.next(), norm, cfg, rt, gen, rng, w)
+        return float(total / k)
+
+    def pair(enabled: bool, k: int, d: ImageDataset) -> float:
+        return clock(rt, lambda: side_by_side(lambda: main_update(k), lambda: altruistic_epoch(
+            alt, alt_opt, d, norm, cfg, rt, alt_gen, lga=False), rt, enabled))
+
+    pair(True, WARMUP_STEPS, resized(ds, warmup_images(0, cfg.altruistic_batch_size)))  # kernels, both threads
+    one_after, at_once = pair(False, steps, part), pair(True, steps, part)
+    return {"mixmatch_steps": steps, "altruistic_images": n, "sequential_s": round(one_after, 3),
+            "overlapped_s": round(at_once, 3), "speedup": round(one_after / at_once, 2) if at_once else None}
+
+
 def time_baseline(data: Path, cfg: Config, rt: Runtime, n: int, workers: int,
                   mean, std, like_tool: bool) -> dict:
     """The same model and optimiser fed the way a typical torchvision script feeds it: ImageFolder,
@@ -313,6 +348,11 @@ def render(res: dict) -> str:
     sp = res["speedup_supervised"]
     out.append(f"speed-up of the supervised step, tool / torchvision baseline: {sp['ratio']}x "
                f"(after the loader start: {sp['steady_ratio'] or '-'}x)")
+    ov = res["overlap"]
+    out.append(f"one BSD epoch's two updates ({ov['mixmatch_steps']} MixMatch steps + the altruistic pass over "
+               f"{ov['altruistic_images']:,} images): {ov['sequential_s']} s one after the other, {ov['overlapped_s']} s "
+               f"at once ({ov['speedup']}x); this config {'overlaps' if ov['used_by_config'] else 'does not overlap'} "
+               "them (overlap=auto: on a GPU only)")
     out.append(table(f"Stages of `split`, preset {res['preset']} ({res['stage_figures']})",
                      ["stage", "s each", "count", "seconds"],
                      [[r["stage"], r["seconds_each"], r["count"], r["seconds"]] for r in res["stages"]]))
@@ -383,6 +423,9 @@ def main(argv: list[str] | None = None) -> dict:
     del model
     mm = time_mixmatch(ds, norm, cfg, rt, args.steps or cfg.mixmatch_iterations)
     dev_mem["mixmatch"] = device_peak_mb(rt)
+    overlap = time_overlap(ds, norm, cfg, rt, args.steps or cfg.mixmatch_iterations,
+                           images(cfg.altruistic_batch_size, args.steps, N))
+    dev_mem["overlap"] = device_peak_mb(rt)
     mem["after_steps"] = host_peak_mb()
 
     # ---- the baseline: same model, same number of images, torchvision's data path
@@ -427,6 +470,7 @@ def main(argv: list[str] | None = None) -> dict:
                  else f"{args.steps} batches per step, epochs extrapolated",
         "steps": {"lga": lga, "supervised": sup, "mixmatch": mm, "eval": ev},
         "baseline": base,
+        "overlap": {**overlap, "used_by_config": overlap_enabled(cfg, rt)},
         "speedup_supervised": {"ratio": ratio(sup["images_per_s"], base["images_per_s"]),
                                "steady_ratio": ratio(sup["images_per_s"], base["steady_images_per_s"])},
         "decode": rate(N, decode_s),

@@ -42,6 +42,9 @@ class Config:
     # preset's whole audit is a few minutes); measure it with benchmarks/speed.py --compile first.
     compile: bool = False
     precision: str = "auto"  # auto (bf16 on CUDA, fp32 elsewhere) | fp32 | bf16
+    # Run the main and the altruistic model's updates of a BSD epoch at once (engine/overlap.py): auto = on
+    # for one CUDA process without compile, off on a CPU (the two would share its cores) | on | off.
+    overlap: str = "auto"
     # --- stage 0: target detection (App. B lines 5-13, App. E.3)
     altruistic_warmup_epochs: int = 25
     altruistic_lr: float = 1e-3
@@ -131,6 +134,7 @@ class Config:
         need(self.lga_mode in ("batch", "sample", "off"), "lga_mode must be batch, sample or off")
         need(0 < self.loss_window <= 1, "loss_window must be in (0, 1]")
         need(self.precision in ("auto", "fp32", "bf16"), "precision must be auto, fp32 or bf16")
+        need(self.overlap in ("auto", "on", "off"), f"overlap must be auto, on or off, got {self.overlap!r}")
         need(self.image_size >= 8, "image_size must be >= 8")
         need(self.data_store in ("auto", "memory", "disk"), f"data_store must be auto, memory or disk, got {self.data_store!r}")
         need(self.purify_epochs >= 1, "purify_epochs must be >= 1")

@@ -48,6 +48,11 @@ def test_speed_reports_every_promised_figure(tmp_path, capsys):
                                                           "ToTensor", "Normalize"]
     assert doc["speedup_supervised"]["ratio"] > 0
 
+    ov = doc["overlap"]  # the two updates of one BSD epoch, one after the other and at once
+    assert (ov["mixmatch_steps"], ov["altruistic_images"]) == (2, 2 * 32)
+    assert ov["sequential_s"] > 0 and ov["overlapped_s"] > 0 and ov["speedup"] > 0
+    assert ov["used_by_config"] is False  # overlap=auto on a CPU
+
     assert doc["decode"]["images"] == 120 and doc["decode"]["seconds"] > 0
     stages = {row["stage"].split(" (")[0]: row for row in doc["stages"]}
     assert {"decode", "altruistic warm-up epoch", "main warm-up epoch", "MixMatch epoch", "pool update"} <= set(stages)
@@ -63,5 +68,5 @@ def test_speed_reports_every_promised_figure(tmp_path, capsys):
         assert all(s[k] >= 0 for k in ("lga_epoch_s", "warmup_epoch_s", "pool_update_s", "projected_split_s", "tensor_mb"))
 
     shown = capsys.readouterr().out
-    for needle in ("images/s", "speed-up of the supervised step", "projected split", "host peak RSS", "intra-op 1", "Sizes"):
+    for needle in ("images/s", "speed-up of the supervised step", "projected split", "host peak RSS", "intra-op 1", "Sizes", "at once"):
         assert needle in shown

@@ -21,6 +21,7 @@ from ..config import Config
 from ..data import ImageDataset, Normalizer
 from ..engine.distributed import broadcast_mask
 from ..engine.loops import check_finite, new_model, predict, train_epoch
+from ..engine.overlap import overlap_enabled, side_by_side, side_generator
 from ..engine.progress import Progress
 from ..engine.runtime import Runtime
 from ..io.checkpoint import restore_optimizer
@@ -145,6 +146,7 @@ def run_bsd(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, estima
         clean, clean_init, clean_oss, clean_als, oss_scores, I, kept_target = (resume.pools[k] for k in POOL_NAMES)
         history, start = list(resume.history), resume.epoch
     nt_idx = torch.nonzero(labels_dev != target).squeeze(1)
+    overlap = overlap_enabled(cfg, rt)
 
     def sce_of(model):
         logits = predict(model, ds, norm, rt, cfg.eval_batch_size)
@@ -183,20 +185,26 @@ def run_bsd(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, estima
             if excluded is not None:  # a listed sample looks like a trigger shortcut: never clean
                 clean &= ~excluded
             clean = broadcast_mask(clean)
-        # ---- main model update
-        if stage == "warmup":
-            main_loss = train_epoch(main, warm_opt, ds, nt_idx, lambda z, y: F.cross_entropy(z, y, reduction="none"),
-                                    lambda v: v.mean(), norm, cfg, rt, gen, cfg.warmup_batch_size)
-            check_finite(main_loss, "main model warm-up", T, cfg.T3, cfg, "warmup_lr")
-        else:
-            main_loss = _mixmatch_epoch(main, semi_opt, ds, clean, norm, cfg, rt, gen, rng, T)
-            check_finite(main_loss, f"MixMatch ({stage} stage)", T, cfg.T3, cfg, "mixmatch_lr")
-        # ---- altruistic update (Algorithm 1 lines 40-41): plain CE on D until T2, then frozen
+        # ---- the two models' updates: independent within an epoch, so they may run at once
+        alt_gen = side_generator(gen, rt)  # drawn every epoch, overlap or not: the same split either way
+        pool = clean
+
+        def main_update() -> float:
+            if stage == "warmup":
+                return train_epoch(main, warm_opt, ds, nt_idx, lambda z, y: F.cross_entropy(z, y, reduction="none"),
+                                   lambda v: v.mean(), norm, cfg, rt, gen, cfg.warmup_batch_size)
+            return _mixmatch_epoch(main, semi_opt, ds, pool, norm, cfg, rt, gen, rng, T)
+
+        def altruistic_update() -> float:  # Algorithm 1 lines 40-41: plain CE on D until T2, then frozen
+            if T >= cfg.T2:
+                return float("nan")
+            return altruistic_epoch(altruistic, alt_opt, ds, norm, cfg, rt, alt_gen, lga=False)
+
+        main_loss, alt_loss = side_by_side(main_update, altruistic_update, rt, overlap and T < cfg.T2)
+        check_finite(main_loss, "main model warm-up" if stage == "warmup" else f"MixMatch ({stage} stage)",
+                     T, cfg.T3, cfg, "warmup_lr" if stage == "warmup" else "mixmatch_lr")
         if T < cfg.T2:
-            alt_loss = altruistic_epoch(altruistic, alt_opt, ds, norm, cfg, rt, gen, lga=False)
             check_finite(alt_loss, "altruistic model", T, cfg.T3, cfg, "altruistic_lr")
-        else:
-            alt_loss = float("nan")  # frozen
         if clean is not None:
             left, recall = _truth_figures(clean, truth)
             per_class = np.bincount(labels[clean], minlength=C).tolist()

@@ -1,0 +1,71 @@
+"""Overlapping the two models' updates (engine/overlap.py) changes when work runs, never the result."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import torch
+
+from bsd_audit import audit
+from bsd_audit.config import resolve_config
+from bsd_audit.engine.overlap import overlap_enabled, side_by_side
+from bsd_audit.engine.runtime import Runtime
+from resume_helpers import OVERRIDES, assert_same_split, straight_split
+
+
+def test_overlap_on_gives_the_same_split_as_off(tmp_path):
+    ref = straight_split(tmp_path)  # overlap=auto: off on a CPU
+    assert not overlap_enabled(resolve_config("cpu", OVERRIDES), Runtime(torch.device("cpu"), None, False))
+    out = tmp_path / "overlapped.h5"
+    audit.split(ref["data"], out, resolve_config("cpu", {**OVERRIDES, "overlap": "on"}), truth_manifest=ref["manifest"])
+    assert_same_split(ref["straight"], out)
+
+
+def test_side_by_side_runs_both_at_once_and_returns_both_results():
+    rt = Runtime(torch.device("cpu"), None, False)
+    # each waits for the other: this only finishes when the two really run at the same time
+    both = threading.Barrier(2, timeout=10)
+
+    def main():
+        both.wait()
+        return "main", threading.current_thread().name
+
+    def side():
+        both.wait()
+        return "side", threading.current_thread().name
+
+    (m, m_thread), (s, s_thread) = side_by_side(main, side, rt, enabled=True)
+    assert (m, s) == ("main", "side") and m_thread != s_thread
+    assert side_by_side(lambda: 1, lambda: 2, rt, enabled=False) == (1, 2)
+
+
+def test_side_by_side_raises_the_side_error_after_main_finishes():
+    rt = Runtime(torch.device("cpu"), None, False)
+    finished = []
+
+    def side():
+        raise ValueError("altruistic update failed")
+
+    with pytest.raises(ValueError, match="altruistic update failed"):
+        side_by_side(lambda: finished.append("main"), side, rt, enabled=True)
+    assert finished == ["main"]
+
+
+@pytest.mark.parametrize("setting, device, compile_, expected", [
+    ("auto", "cpu", False, False),  # the two would share the same cores
+    ("auto", "cuda", False, True),
+    ("auto", "cuda", True, False),  # dynamo is not traced from two threads
+    ("on", "cpu", False, True),
+    ("off", "cuda", False, False),
+])
+def test_overlap_setting_decides_where_it_runs(setting, device, compile_, expected):
+    cfg = resolve_config("cpu", {"overlap": setting, "compile": compile_})
+    assert overlap_enabled(cfg, Runtime(torch.device(device), None, False)) is expected
+
+
+def test_overlap_setting_is_checked():
+    from bsd_audit.errors import UsageError
+
+    with pytest.raises(UsageError, match="overlap must be auto, on or off"):
+        resolve_config("cpu", {"overlap": "sometimes"})
