@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bsd_audit.config import Config
 from bsd_audit.data.imagefolder import ScannedTree, _read_one, load_imagefolder, scan_tree
 
 
@@ -57,7 +58,7 @@ def main() -> None:
         return n / (time.perf_counter() - t0)
 
     def processes(method: str) -> float:
-        chunks = [(sub.root, sub.paths[i:i + 256], args.size, 89_478_485) for i in range(0, n, 256)]
+        chunks = [(sub.root, sub.paths[i:i + 256], args.size, Config().max_image_pixels) for i in range(0, n, 256)]
         t0 = time.perf_counter()  # pool start-up included: a real decode would pay it
         with ProcessPoolExecutor(cores, mp_context=get_context(method)) as pool:
             for _ in pool.map(_chunk, chunks):

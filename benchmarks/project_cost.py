@@ -26,22 +26,19 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from speed import project, table  # noqa: E402
 
-from bsd_audit.config import Config, parse_overrides  # noqa: E402
+from bsd_audit.config import Config, parse_overrides, resolve_config  # noqa: E402
 
 RATE_FIELDS = ("arch", "width", "precision", "channels_last", "compile")
 
 
 def projection(speed: dict, images: int, classes: int, image_size: int, ranks: int, efficiency: float,
                decode_cores: int | None, overrides: dict) -> dict:
-    cfg = Config()
-    for k, v in speed["config"].items():
-        if hasattr(cfg, k):
-            setattr(cfg, k, v)
-    for k, v in overrides.items():
+    for k in overrides:
         if k in ("arch", "width", "image_size"):
             raise SystemExit(f"--set {k}: the measured rates belong to the measured model; measure again instead")
-        setattr(cfg, k, v)
-    cfg.image_size = image_size
+    # the measured run's config, then --set, typed and checked as the commands do
+    measured = {k: v for k, v in speed["config"].items() if k in Config.__dataclass_fields__ and k != "preset"}
+    cfg = resolve_config(speed["config"].get("preset", "paper"), {**measured, **overrides, "image_size": image_size})
     scale = (image_size / speed["image_size"]) ** 2  # per-image cost ~ pixels
     speedup = ranks * efficiency
     steps = speed["steps"]

@@ -92,13 +92,12 @@ def host_peak_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * unit / 2**20, 1)
 
 
-def device_peak_mb(rt: Runtime, reset: bool = True) -> float | None:
+def device_peak_mb(rt: Runtime) -> float | None:
     """Peak memory torch allocated on the GPU since the last reset (None on the CPU)."""
     if rt.device.type != "cuda":
         return None
     peak = round(torch.cuda.max_memory_allocated(rt.device) / 2**20, 1)
-    if reset:
-        torch.cuda.reset_peak_memory_stats(rt.device)
+    torch.cuda.reset_peak_memory_stats(rt.device)
     return peak
 
 
@@ -160,58 +159,56 @@ def time_eval(model, ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtim
     return rate(n, seconds, batch_size=bs, steps=math.ceil(n / bs), first_steps_s=round(first, 3))
 
 
-def time_mixmatch(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, steps: int) -> dict:
-    """mixmatch_step as the BSD epoch loop runs it: labelled batches streamed from a clean pool,
-    unlabelled ones from the poison pool (here a random alpha share of D is called clean)."""
-    model = new_model(cfg, ds.num_classes, rt)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.mixmatch_lr)
-    gen, rng, bs = rt.generator(cfg.seed), np.random.default_rng(cfg.seed), cfg.mixmatch_batch_size
-    clean = np.zeros(len(ds), dtype=bool)
-    clean[rng.permutation(len(ds))[:min(len(ds) - 1, max(1, round(cfg.alpha * len(ds))))]] = True
-    labelled = Stream(torch.from_numpy(np.flatnonzero(clean)).to(rt.device), bs, gen)
-    unlabelled = Stream(torch.from_numpy(np.flatnonzero(~clean)).to(rt.device), bs, gen)
-    drawn = [0]
+class MixMatchSteps:
+    """mixmatch_step as the BSD epoch loop runs it, on a fresh main model: labelled batches streamed
+    from a clean pool, unlabelled ones from the poison pool (here a random alpha share of D is called
+    clean). ``run(k)`` takes k steps; ``drawn`` counts the images the batches held."""
 
-    def run(k: int):
-        total = torch.zeros((), device=rt.device)
+    def __init__(self, ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime):
+        self.ds, self.norm, self.cfg, self.rt = ds, norm, cfg, rt
+        self.model = new_model(cfg, ds.num_classes, rt)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.mixmatch_lr)
+        self.gen, self.rng = rt.generator(cfg.seed), np.random.default_rng(cfg.seed)
+        clean = np.zeros(len(ds), dtype=bool)
+        clean[self.rng.permutation(len(ds))[:min(len(ds) - 1, max(1, round(cfg.alpha * len(ds))))]] = True
+        bs = cfg.mixmatch_batch_size
+        self.labelled = Stream(torch.from_numpy(np.flatnonzero(clean)).to(rt.device), bs, self.gen)
+        self.unlabelled = Stream(torch.from_numpy(np.flatnonzero(~clean)).to(rt.device), bs, self.gen)
+        self.drawn = 0
+
+    def run(self, k: int) -> float:
+        cfg = self.cfg
+        total = torch.zeros((), device=self.rt.device)
         for it in range(k):
-            idx_l, idx_u = labelled.next(), unlabelled.next()
-            drawn[0] += len(idx_l) + len(idx_u)
+            idx_l, idx_u = self.labelled.next(), self.unlabelled.next()
+            self.drawn += len(idx_l) + len(idx_u)
             w = unsupervised_weight(cfg.T1, it, k, cfg.mixmatch_lambda_u, cfg.mixmatch_rampup)
-            total += mixmatch_step(model, opt, ds, idx_l, idx_u, norm, cfg, rt, gen, rng, w)
+            total += mixmatch_step(self.model, self.opt, self.ds, idx_l, idx_u, self.norm, cfg, self.rt, self.gen,
+                                   self.rng, w)
         return float(total / k)  # the epoch's one host sync
 
-    first = clock(rt, lambda: run(WARMUP_STEPS))
-    drawn[0] = 0
-    seconds = clock(rt, lambda: run(steps))
-    return rate(drawn[0], seconds, batch_size=bs, steps=steps, K=cfg.mixmatch_K, first_steps_s=round(first, 3),
-                seconds_per_step=round(seconds / steps, 5), counted=MIXMATCH_COUNTED)
+
+def time_mixmatch(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, steps: int) -> dict:
+    """The MixMatch step's throughput (MixMatchSteps)."""
+    mm = MixMatchSteps(ds, norm, cfg, rt)
+    first = clock(rt, lambda: mm.run(WARMUP_STEPS))
+    mm.drawn = 0
+    seconds = clock(rt, lambda: mm.run(steps))
+    return rate(mm.drawn, seconds, batch_size=cfg.mixmatch_batch_size, steps=steps, K=cfg.mixmatch_K,
+                first_steps_s=round(first, 3), seconds_per_step=round(seconds / steps, 5), counted=MIXMATCH_COUNTED)
 
 
 def time_overlap(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, steps: int, n: int) -> dict:
     """One BSD epoch's two updates, as run_bsd runs them between T1 and T2: ``steps`` MixMatch steps
     of the main model and the altruistic model's CE pass over ``n`` images, one after the other and
     then at once (engine/overlap.py, config ``overlap``)."""
-    main, alt = new_model(cfg, ds.num_classes, rt), new_model(cfg, ds.num_classes, rt)
-    main_opt = torch.optim.Adam(main.parameters(), lr=cfg.mixmatch_lr)
-    alt_opt = torch.optim.Adam(alt.parameters(), lr=cfg.altruistic_lr)
-    gen, alt_gen = rt.generator(cfg.seed), rt.generator(cfg.seed + 1)
-    rng, bs = np.random.default_rng(cfg.seed), cfg.mixmatch_batch_size
-    clean = np.zeros(len(ds), dtype=bool)
-    clean[rng.permutation(len(ds))[:min(len(ds) - 1, max(1, round(cfg.alpha * len(ds))))]] = True
-    labelled = Stream(torch.from_numpy(np.flatnonzero(clean)).to(rt.device), bs, gen)
-    unlabelled = Stream(torch.from_numpy(np.flatnonzero(~clean)).to(rt.device), bs, gen)
+    mm = MixMatchSteps(ds, norm, cfg, rt)
+    alt, alt_opt = new_altruistic(cfg, ds.num_classes, rt)
+    alt_gen = rt.generator(cfg.seed + 1)
     part = resized(ds, n)
 
-    def main_update(k: int):
-        total = torch.zeros((), device=rt.device)
-        for it in range(k):
-            w = unsupervised_weight(cfg.T1, it, k, cfg.mixmatch_lambda_u, cfg.mixmatch_rampup)
-            total += mixmatch_step(main, main_opt, ds, labelled.next(), unlabelled.next(), norm, cfg, rt, gen, rng, w)
-        return float(total / k)
-
     def pair(enabled: bool, k: int, d: ImageDataset) -> float:
-        return clock(rt, lambda: side_by_side(lambda: main_update(k), lambda: altruistic_epoch(
+        return clock(rt, lambda: side_by_side(lambda: mm.run(k), lambda: altruistic_epoch(
             alt, alt_opt, d, norm, cfg, rt, alt_gen, lga=False), rt, enabled))
 
     pair(True, WARMUP_STEPS, resized(ds, warmup_images(0, cfg.altruistic_batch_size)))  # kernels, both threads

@@ -263,7 +263,7 @@ def train_clean(data: Path, out: Path, cfg: Config, split_path: Path | None = No
             init_state, init = _split_main_model(split_path, cfg, progress)
     identity = {"command": "train-clean", "mode": mode, "split_created": split_created, "init": init}
     ckpt = checkpoint_path(out)
-    if not resume and ckpt.exists():
+    if not resume:
         _discard(ckpt)  # --no-resume: start again; the stale checkpoint must not be resumed later
     with _naming_checkpoint(ckpt):
         res = train_model(ds, norm, cfg, rt, mode, clean, identity, ckpt, resume, progress, after_epoch, init_state)

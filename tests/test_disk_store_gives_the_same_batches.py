@@ -18,7 +18,7 @@ from bsd_audit.config import resolve_config
 from bsd_audit.data.imagefolder import load_imagefolder
 from bsd_audit.data.store import DiskImages
 from conftest import TINY_OVERRIDES
-from resume_helpers import Interrupt, assert_same_split, stop_at
+from resume_helpers import SETS, Interrupt, assert_same_split, stop_at
 
 
 @pytest.fixture
@@ -60,14 +60,12 @@ def test_channel_stats_are_those_of_the_whole_tensor(both):
     assert mem.channel_stats() == disk.channel_stats()  # exact sums: the shard size does not matter
 
 
-
 def test_split_with_the_disk_store_is_the_split_of_memory(tiny_poisoned, tmp_path):
     data, _, _ = tiny_poisoned
     memory = resolve_config("cpu", {**TINY_OVERRIDES, "data_store": "memory"})
     audit.split(data, tmp_path / "memory.h5", memory)
-    sets = [a for k, v in TINY_OVERRIDES.items() for a in ("--set", f"{k}={v}")]
     res = CliRunner().invoke(app, ["split", str(data), "--out", str(tmp_path / "disk.h5"), "--preset", "cpu",
-                                   "--data-store", "disk", "--json", *sets])
+                                   "--data-store", "disk", "--json", *SETS])
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["clean_size"] > 0
     with h5py.File(tmp_path / "disk.h5") as f:

@@ -8,10 +8,8 @@ of inputs tried is printed by pytest's `-s` output through hypothesis's statisti
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings

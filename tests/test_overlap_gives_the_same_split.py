@@ -11,15 +11,16 @@ from bsd_audit import audit
 from bsd_audit.config import resolve_config
 from bsd_audit.engine.overlap import overlap_enabled, side_by_side
 from bsd_audit.engine.runtime import Runtime
-from resume_helpers import OVERRIDES, assert_same_split, straight_split
+from resume_helpers import OVERRIDES, assert_same_split
 
 
-def test_overlap_on_gives_the_same_split_as_off(tmp_path):
-    ref = straight_split(tmp_path)  # overlap=auto: off on a CPU
+def test_overlap_on_gives_the_same_split_as_off(tiny_split, tmp_path):
+    # tiny_split ran with overlap=auto, which is off on a CPU
     assert not overlap_enabled(resolve_config("cpu", OVERRIDES), Runtime(torch.device("cpu"), None, False))
     out = tmp_path / "overlapped.h5"
-    audit.split(ref["data"], out, resolve_config("cpu", {**OVERRIDES, "overlap": "on"}), truth_manifest=ref["manifest"])
-    assert_same_split(ref["straight"], out)
+    audit.split(tiny_split["data"], out, resolve_config("cpu", {**OVERRIDES, "overlap": "on"}),
+                truth_manifest=tiny_split["manifest"])
+    assert_same_split(tiny_split["split"], out)
 
 
 def test_side_by_side_runs_both_at_once_and_returns_both_results():

@@ -22,16 +22,17 @@ from bsd_audit.cli import app
 from bsd_audit.config import resolve_config
 from bsd_audit.errors import EXIT_BAD_INPUT, BadInputError
 from bsd_audit.io.artifacts import open_artifact
-from resume_helpers import OVERRIDES, SETS, Interrupt, assert_same_split, checkpoint_attrs, stop_at, straight_split
+from resume_helpers import OVERRIDES, SETS, Interrupt, assert_same_split, checkpoint_attrs, stop_at
 
 REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    """The tiny poisoned set, its manifest, and a split of it that was never interrupted."""
-    return straight_split(tmp_path_factory.mktemp("resume"))
+def tiny(tiny_split):
+    """The tiny poisoned set, its manifest, and a split of it that was never interrupted (the
+    session's tiny_split, made with the same settings as OVERRIDES)."""
+    return {**tiny_split, "straight": tiny_split["split"]}
 
 
 # TINY_OVERRIDES: 6 warm-up epochs; BSD epochs 0-2 main warm-up, 3 MixMatch on the initial pools,

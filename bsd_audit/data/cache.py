@@ -198,9 +198,7 @@ class PixelFile:
     def discard(self) -> None:
         """Remove the file and close it (a failed or interrupted decode)."""
         self.unlink()
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
+        self.close()
 
     def take_fd(self) -> int:
         """Hand the open descriptor over (to DiskImages, which closes it)."""

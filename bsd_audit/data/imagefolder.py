@@ -345,8 +345,7 @@ def _decode_all(tree: ScannedTree, image_size: int, max_image_pixels: int, worke
             start, future = pending.popleft()
             digests, errs = future.result()
             errors.extend(errs)
-            for rel, digest in zip(tree.paths[start:start + chunk], digests):
-                fp.update(rel.encode("utf-8") + b"\0" + digest)  # as dataset_fingerprint, one chunk at a time
+            _fingerprint_update(fp, tree.paths[start:start + chunk], digests)  # one chunk at a time
             progress(len(digests))
             nxt = next(starts, None)
             if nxt is not None:
@@ -444,6 +443,11 @@ def dataset_fingerprint(paths: list[str], digests: list[bytes]) -> str:
     in sample order. Every artifact stores it; anything that reads the tree again (the report) checks
     it with this same function."""
     fp = hashlib.sha256()
+    _fingerprint_update(fp, paths, digests)
+    return fp.hexdigest()
+
+
+def _fingerprint_update(fp, paths: list[str], digests: list[bytes]) -> None:
+    """Feed samples, in order, to the fingerprint's hash: the one rule, whether all at once or by chunks."""
     for rel, digest in zip(paths, digests):
         fp.update(rel.encode("utf-8") + b"\0" + digest)
-    return fp.hexdigest()

@@ -187,24 +187,22 @@ def run_bsd(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, estima
             clean = broadcast_mask(clean)
         # ---- the two models' updates: independent within an epoch, so they may run at once
         alt_gen = side_generator(gen, rt)  # drawn every epoch, overlap or not: the same split either way
-        pool = clean
 
         def main_update() -> float:
             if stage == "warmup":
-                return train_epoch(main, warm_opt, ds, nt_idx, lambda z, y: F.cross_entropy(z, y, reduction="none"),
+                loss = train_epoch(main, warm_opt, ds, nt_idx, lambda z, y: F.cross_entropy(z, y, reduction="none"),
                                    lambda v: v.mean(), norm, cfg, rt, gen, cfg.warmup_batch_size)
-            return _mixmatch_epoch(main, semi_opt, ds, pool, norm, cfg, rt, gen, rng, T)
+                return check_finite(loss, "main model warm-up", T, cfg.T3, cfg, "warmup_lr")
+            loss = _mixmatch_epoch(main, semi_opt, ds, clean, norm, cfg, rt, gen, rng, T)
+            return check_finite(loss, f"MixMatch ({stage} stage)", T, cfg.T3, cfg, "mixmatch_lr")
 
         def altruistic_update() -> float:  # Algorithm 1 lines 40-41: plain CE on D until T2, then frozen
             if T >= cfg.T2:
                 return float("nan")
-            return altruistic_epoch(altruistic, alt_opt, ds, norm, cfg, rt, alt_gen, lga=False)
+            loss = altruistic_epoch(altruistic, alt_opt, ds, norm, cfg, rt, alt_gen, lga=False)
+            return check_finite(loss, "altruistic model", T, cfg.T3, cfg, "altruistic_lr")
 
         main_loss, alt_loss = side_by_side(main_update, altruistic_update, rt, overlap and T < cfg.T2)
-        check_finite(main_loss, "main model warm-up" if stage == "warmup" else f"MixMatch ({stage} stage)",
-                     T, cfg.T3, cfg, "warmup_lr" if stage == "warmup" else "mixmatch_lr")
-        if T < cfg.T2:
-            check_finite(alt_loss, "altruistic model", T, cfg.T3, cfg, "altruistic_lr")
         if clean is not None:
             left, recall = _truth_figures(clean, truth)
             per_class = np.bincount(labels[clean], minlength=C).tolist()
