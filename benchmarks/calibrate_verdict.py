@@ -2,10 +2,11 @@
 
 Runs the audit on clean datasets (class subsets and sizes of a clean ImageFolder, and the bundled
 sample with its poison undone) and on poisoned benchmarks, then reports for each: the verdict, its
-score and inputs, and, where ground truth exists, the suspicious list's precision and recall. The
-verdict needs only the altruistic warm-up, so by default only `detect-target` runs (--stage split
-runs the whole split). Finished artifacts in --work are reused, so thresholds can be re-examined
-without re-training:
+score and inputs, and, where ground truth exists, the suspicious list's precision and recall and
+the ranking's precision at 90 % recall. The verdict needs only the altruistic warm-up, so by default
+only `detect-target` runs; --stage split runs the whole split, whose suspicious list also reads the
+main model's indicator I (about 4 minutes per dataset). Finished artifacts in --work are reused, so
+thresholds can be re-examined without re-training:
 
     python benchmarks/calibrate_verdict.py ../shared/data/cifar10 --work runs/calibrate
 
@@ -27,6 +28,7 @@ from bsd_audit.audit import detect, split
 from bsd_audit.io.artifacts import strings
 from bsd_audit.benchmark import build_benchmark
 from bsd_audit.config import parse_overrides, resolve_config
+from bsd_audit.metrics import precision_at_recall
 from tables import markdown_table  # benchmarks/tables.py: the script's own folder is on sys.path
 from bsd_audit.verdict import evidence_from_artifact, attack_verdict
 
@@ -140,6 +142,9 @@ def main() -> None:
             row["susp_n"] = int(flagged.sum())
             row["susp_precision"] = round(tp / max(int(flagged.sum()), 1), 3)
             row["susp_recall"] = round(tp / max(int(truth.sum()), 1), 3)
+            p90 = precision_at_recall(v.suspicion, truth, 0.9)  # the ranking, whatever the list's cut
+            row["rank_p_at_r90"] = None if p90 is None else round(p90, 3)
+            row["list_uses_I"] = v.inputs["list_uses_indicator"]
         if wall is not None:
             row[f"{args.stage}_s"] = wall
         rows.append(row)

@@ -28,7 +28,7 @@ from .errors import BadInputError, TrainingDivergedError
 from .io.checkpoint import check_ranks_see, describe_checkpoint
 from .io.results import read_target_artifact, write_split_artifact, write_target_artifact
 from .method.bsd import run_bsd
-from .metrics import split_quality
+from .metrics import precision_at_recall, split_quality
 from .method.target import TargetEstimate, detect_target
 
 
@@ -202,6 +202,8 @@ def split(data: Path, out: Path, cfg: Config, target: str | None = None, target_
         n_poison, flagged = int(truth.sum()), v.suspicious
         summary["truth"]["suspicious_precision"] = round(float(truth[flagged].mean()), 4) if flagged.any() else None
         summary["truth"]["suspicious_recall"] = round(int((truth & flagged).sum()) / n_poison, 4) if n_poison else None
+        p90 = precision_at_recall(v.suspicion, truth, 0.9)  # the ranking itself, whatever the list's cut
+        summary["truth"]["suspicion_precision_at_recall_0.9"] = None if p90 is None else round(p90, 4)
     summary["wall_time_s"] = round(time.perf_counter() - t0, 2)
     write_split_artifact(out, res, est, source, ds, cfg, rt.describe(), truth, summary, v)
     _discard(ckpt.path)  # the artifact now holds the result the checkpoint led to

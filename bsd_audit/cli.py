@@ -300,8 +300,10 @@ def _split_table(s: dict) -> Table:
         t.add_row("ground truth", f"{tr['num_poisoned']} poisoned; {tr['poison_in_clean']} left in the clean pool "
                   f"(recall {tr['poison_recall']:.1%})")
         if tr.get("suspicious_recall") is not None:
+            p90 = tr.get("suspicion_precision_at_recall_0.9")
             t.add_row("suspicious list vs truth", f"precision {tr['suspicious_precision'] or 0:.1%}, "
-                      f"recall {tr['suspicious_recall']:.1%}")
+                      f"recall {tr['suspicious_recall']:.1%}"
+                      + ("" if p90 is None else f"; the ranking: precision {p90:.1%} at 90% recall"))
         t.add_row("AUROC (OSS, ALS, I)", ", ".join("-" if tr[k] is None else f"{tr[k]:.3f}"
                                                  for k in ("auroc_oss", "auroc_als", "auroc_indicator")))
     return t

@@ -61,6 +61,18 @@ def auroc(score_clean_high: np.ndarray, is_clean: np.ndarray) -> float | None:
     return float((ranks[c].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
+def precision_at_recall(score_suspicious_high: np.ndarray, truth: np.ndarray, recall: float = 0.9) -> float | None:
+    """Precision of the shortest prefix of the ranking (most suspicious first, ties by index) that
+    holds at least ``recall`` of the poisoned samples: how clean a reviewer's pile is by the time
+    they have seen that share of the poison. None without poison."""
+    n_poison = int(truth.sum())
+    if n_poison == 0:
+        return None
+    hits = truth[np.argsort(-score_suspicious_high, kind="stable")]
+    k = int(np.searchsorted(np.cumsum(hits), int(np.ceil(recall * n_poison)))) + 1
+    return float(hits[:k].mean())
+
+
 def split_quality(clean: np.ndarray, truth: np.ndarray, scores: dict[str, np.ndarray]) -> dict:
     """How good a clean/poison split is against ground truth: the figures BSD is judged by.
 

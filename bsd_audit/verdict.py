@@ -13,8 +13,16 @@ The evidence is the altruistic warm-up's, which both `detect-target` and `split`
   like the honest ones, about 2.5-3 when a trigger group sits under it (figures in docs/decisions.md).
 
 Verdict: ``poisoned`` when the score ≥ POISONED_SCORE, ``clean`` below CLEAN_SCORE, else
-``inconclusive``. The suspicious list (only when the verdict is not ``clean``): the target-class
-samples more than LIST_DEPTH honest spreads below the class median. Thresholds were calibrated with
+``inconclusive``.
+
+The suspicious list (only when the verdict is not ``clean``): the target-class samples whose
+trigger likeness lies more than LIST_DEPTH honest spreads below the class median. Trigger likeness is
+the logit fit rank, in units of an honest class's interquartile range. After `split` the main model
+adds a second perspective: the indicator I (eq. 9) is low where the altruistic model fits a sample
+and the main model, which never learned the trigger, does not; INDICATOR_WEIGHT times I's robust z
+within the class is added, and the honest spread is then read on that sum in the other classes.
+Blended poison is fitted later in the warm-up than a patch: I lifts its ranking from 0.80 to
+0.93-0.95 precision at 90 % recall (docs/decisions.md). Thresholds were calibrated with
 benchmarks/calibrate_verdict.py.
 """
 
@@ -27,6 +35,7 @@ import numpy as np
 POISONED_SCORE = 2.3
 CLEAN_SCORE = 2.0
 LIST_DEPTH = 0.7  # in honest lower spreads below the target's median (0.5 lists more, 1.0 fewer)
+INDICATOR_WEIGHT = 0.5  # I beside the fit rank (docs/decisions.md: 0.25-0.6 rank alike, 1.0 lets I's noise in)
 TAIL_QUANTILE = 0.05
 
 
@@ -46,7 +55,7 @@ class Verdict:
     verdict: str  # poisoned | clean | inconclusive
     score: float  # the margin D_t − max_{c≠t} D_c
     inputs: dict  # every number the decision used or reports, JSON-able
-    suspicion: np.ndarray  # per sample, high = suspicious: 1 − fit_rank inside D_t, 0 elsewhere
+    suspicion: np.ndarray  # per sample, high = suspicious: trigger-likeness rank in D_t (0-1), 0 elsewhere
     suspicious: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))  # the list, as a mask
 
     @property
@@ -84,6 +93,21 @@ def lower_spread(values: np.ndarray) -> float:
     return float(np.median(values) - np.quantile(values, TAIL_QUANTILE))
 
 
+def robust_z(values: np.ndarray) -> np.ndarray:
+    """(x − median) / interquartile range; all zeros when the range is 0 (nothing to rank by)."""
+    iqr = float(np.quantile(values, 0.75) - np.quantile(values, 0.25)) if len(values) else 0.0
+    return (values - np.median(values)) / iqr if iqr > 0 else np.zeros(len(values))
+
+
+def trigger_likeness(lg: np.ndarray, scale: float, indicator: np.ndarray | None) -> np.ndarray:
+    """Low = trigger-like, for the samples of one class: the logit fit rank about the class median in
+    units of an honest class's interquartile range (``scale``), plus INDICATOR_WEIGHT times I's robust
+    z within the class when I is given (both low on poison). I's own scale is per class: inside D_t the
+    main model rarely predicts the target at all, so I is compressed there."""
+    z = (lg - np.median(lg)) / scale if len(lg) else lg
+    return z if indicator is None else z + INDICATOR_WEIGHT * robust_z(indicator)
+
+
 def attack_verdict(ev: Evidence) -> Verdict:
     labels, t = ev.labels, ev.target
     lg = logit_ranks(ev.fit_rank)
@@ -94,24 +118,39 @@ def attack_verdict(ev: Evidence) -> Verdict:
     score = s_t / honest if honest > 0 else 0.0
     verdict = "poisoned" if score >= POISONED_SCORE else ("clean" if score < CLEAN_SCORE else "inconclusive")
     in_t = labels == t
-    suspicion = np.where(in_t, 1.0 - ev.fit_rank, 0.0)
-    if verdict != "clean" and in_t.any():
-        line = float(np.median(lg[in_t])) - LIST_DEPTH * honest
-        suspicious = in_t & (lg < line)
-    else:
-        suspicious = np.zeros(len(labels), dtype=bool)
     n_t = int(in_t.sum())
+    # I joins only when the split reached stage 2 (else NaN) and it varies inside D_t
+    ind = ev.indicator if ev.indicator is not None and np.isfinite(ev.indicator).all() else None
+    if ind is not None and not robust_z(ind[in_t]).any():
+        ind = None
+    # the fit rank's unit comes from the honest classes: D_t's own range is stretched by the poison
+    iqrs = [float(np.quantile(lg[labels == c], 0.75) - np.quantile(lg[labels == c], 0.25))
+            for c in spreads if c != t]
+    scale = float(np.median(iqrs)) if iqrs and np.median(iqrs) > 0 else 1.0
+    like = {c: trigger_likeness(lg[labels == c], scale, None if ind is None else ind[labels == c]) for c in spreads}
+    like_honest = float(np.median([lower_spread(v) for c, v in like.items() if c != t] or [0.0]))
+    suspicion = np.zeros(len(labels))
+    suspicious = np.zeros(len(labels), dtype=bool)
+    if n_t:
+        like_t = like[t]
+        order = np.argsort(np.argsort(like_t, kind="stable"))  # 0 = the most trigger-like sample of D_t
+        suspicion[in_t] = (n_t - order) / n_t  # in (0, 1]: every target sample above the rest of D
+        if verdict != "clean":
+            suspicious[np.flatnonzero(in_t)[like_t < float(np.median(like_t)) - LIST_DEPTH * like_honest]] = True
     inputs = {
         "target_lower_spread": round(s_t, 4), "honest_lower_spread": round(honest, 4),
         "widest_class": int(max(spreads, key=spreads.get)), "target_size": n_t,
         "vote_share": round(float(ev.vote_share), 4), "estimates_agree": bool(ev.estimates_agree),
         "loss_gap": round(float(ev.loss_gap), 4),
         "poisoned_score": POISONED_SCORE, "clean_score": CLEAN_SCORE, "list_depth": LIST_DEPTH,
+        "list_uses_indicator": ind is not None,
     }
-    if ev.indicator is not None and suspicious.any() and (in_t & ~suspicious).any():
+    if ind is not None:
+        inputs["indicator_weight"] = INDICATOR_WEIGHT
+    if ind is not None and suspicious.any() and (in_t & ~suspicious).any():
         # reported, not decided on: how much lower I is on the list than on the rest of D_t
-        inputs["indicator_gap"] = round(float(np.nanmedian(ev.indicator[in_t & ~suspicious])
-                                              - np.nanmedian(ev.indicator[suspicious])), 4)
+        inputs["indicator_gap"] = round(float(np.median(ind[in_t & ~suspicious])
+                                              - np.median(ind[suspicious])), 4)
     return Verdict(verdict, float(score), inputs, suspicion, suspicious)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from bsd_audit.metrics import precision_at_recall
 from bsd_audit.verdict import CLEAN_SCORE, POISONED_SCORE, Evidence, attack_verdict, logit_ranks, lower_spread
 
 
@@ -44,3 +45,48 @@ def test_classes_that_differ_only_in_difficulty_are_clean():
     v = attack_verdict(Evidence(labels, 1, fit, vote_share=0.5, estimates_agree=False, loss_gap=0.5))
     assert v.verdict == "clean" and v.score < CLEAN_SCORE
     assert not v.suspicious.any()
+
+
+def _late_fitted_group(rng):
+    """A target class whose poison the warm-up fits only moderately early (as Blended): on the fit rank
+    alone it overlaps the honest tail; the main model's indicator I is low on it (the two models disagree)."""
+    labels = np.repeat(np.arange(5), 300)
+    fit = _ranks(labels, [0.0, -0.3, 0.2, 0.1, 0.0], rng)
+    poison = np.flatnonzero(labels == 2)[:100]
+    fit[poison] = 1 / (1 + np.exp(-rng.normal(-2.0, 0.8, len(poison))))
+    indicator = rng.normal(-2.0, 1.0, len(labels))  # honest: I scattered around the class's level
+    indicator[labels == 2] = rng.normal(-4.2, 0.25, 300)
+    indicator[poison] = rng.normal(-4.6, 0.15, len(poison))  # lower still: only the altruistic model fits them
+    return labels, fit, indicator, poison
+
+
+def test_the_indicator_lifts_a_late_fitted_group_onto_the_list():
+    labels, fit, indicator, poison = _late_fitted_group(np.random.default_rng(4))
+    truth = np.zeros(len(labels), dtype=bool)
+    truth[poison] = True
+    alone = attack_verdict(Evidence(labels, 2, fit, 0.9, True, 1.0))
+    both = attack_verdict(Evidence(labels, 2, fit, 0.9, True, 1.0, indicator=indicator))
+    assert alone.verdict == both.verdict == "poisoned"  # the verdict itself reads the warm-up only
+    assert not alone.inputs["list_uses_indicator"] and both.inputs["list_uses_indicator"]
+    assert precision_at_recall(both.suspicion, truth) > precision_at_recall(alone.suspicion, truth)
+    tp = int((both.suspicious & truth).sum())
+    assert tp / both.suspicious.sum() >= 0.9 and tp / truth.sum() >= 0.9
+    assert (both.suspicion[labels != 2] == 0).all() and (both.suspicion[labels == 2] > 0).all()
+
+
+def test_an_indicator_that_is_missing_or_flat_leaves_the_fit_rank_list():
+    labels, fit, indicator, _ = _late_fitted_group(np.random.default_rng(4))
+    alone = attack_verdict(Evidence(labels, 2, fit, 0.9, True, 1.0))
+    for ind in (np.full(len(labels), np.nan), np.full(len(labels), -3.0)):  # stopped before stage 2; no spread
+        v = attack_verdict(Evidence(labels, 2, fit, 0.9, True, 1.0, indicator=ind))
+        assert not v.inputs["list_uses_indicator"]
+        assert (v.suspicious == alone.suspicious).all() and np.allclose(v.suspicion, alone.suspicion)
+
+
+def test_precision_at_recall_reads_the_shortest_prefix_that_reaches_the_recall():
+    truth = np.array([1, 0, 1, 1, 0, 0, 1, 0], dtype=bool)  # 4 poisoned
+    score = np.array([8, 7, 6, 5, 4, 3, 2, 1], dtype=float)  # ranked in index order
+    assert precision_at_recall(score, truth, 0.5) == pytest.approx(2 / 3)  # 2 poisoned within the first 3
+    assert precision_at_recall(score, truth, 0.75) == pytest.approx(3 / 4)
+    assert precision_at_recall(score, truth, 1.0) == pytest.approx(4 / 7)
+    assert precision_at_recall(score, np.zeros(8, dtype=bool)) is None
