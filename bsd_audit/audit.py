@@ -183,6 +183,9 @@ def split(data: Path, out: Path, cfg: Config, target: str | None = None, target_
         res = run_bsd(ds, norm, cfg, rt, est, used, gen, rng, truth, progress,
                       resume=state.bsd if state else None, maybe_checkpoint=ckpt.bsd_epoch, excluded=listed)
     progress.finish()
+    v = verdict_of(est, ds, used, None if np.isnan(res.indicator).all() else res.indicator)
+    if cfg.exclude_suspicious:  # the final list reads I as well: what it adds leaves the clean pool too
+        res.clean = res.clean & ~v.suspicious
     clean = res.clean
     labels = ds.labels.cpu().numpy()
     summary = {
@@ -195,7 +198,6 @@ def split(data: Path, out: Path, cfg: Config, target: str | None = None, target_
         "resumed_from": None if state is None else {"phase": state.phase, "epoch": state.epoch,
                                                     "settings_changed": state.changed},
     }
-    v = verdict_of(est, ds, used, None if np.isnan(res.indicator).all() else res.indicator)
     summary["verdict"] = v.summary()
     if truth is not None:
         summary["truth"] = truth_figures(res, truth)

@@ -15,15 +15,18 @@ The evidence is the altruistic warm-up's, which both `detect-target` and `split`
 Verdict: ``poisoned`` when the score ≥ POISONED_SCORE, ``clean`` below CLEAN_SCORE, else
 ``inconclusive``.
 
-The suspicious list (only when the verdict is not ``clean``): the target-class samples whose
-trigger likeness lies more than LIST_DEPTH honest spreads below the class median. Trigger likeness is
-the logit fit rank, in units of an honest class's interquartile range. After `split` the main model
-adds a second perspective: the indicator I (eq. 9) is low where the altruistic model fits a sample
-and the main model, which never learned the trigger, does not; INDICATOR_WEIGHT times I's robust z
-within the class is added, and the honest spread is then read on that sum in the other classes.
-Blended poison is fitted later in the warm-up than a patch: I lifts its ranking from 0.80 to
-0.93-0.95 precision at 90 % recall (docs/decisions.md). Thresholds were calibrated with
-benchmarks/calibrate_verdict.py.
+The suspicious list (only when the verdict is not ``clean``) ranks the target class by trigger
+likeness: the logit fit rank about the class median, in units of an honest class's interquartile
+range. After `detect-target` (and during `split`, where it keeps samples out of the clean pool) the
+list is the samples more than LIST_DEPTH honest spreads below the class median: a median the poison
+pulls down, which favours recall. After `split` the main model adds a second perspective: the
+indicator I (eq. 9) is low where the altruistic model fits a sample and the main model, which never
+learned the trigger, does not; INDICATOR_WEIGHT times I's robust z within the class is added, the
+honest spread is read on that sum in the other classes, and the final list ends LIST_DEPTH_SPLIT
+honest spreads below the median of the target's honest part (``list_line``), which holds at any
+poison rate. Blended poison is fitted later in the warm-up than a patch: I lifts its ranking from
+0.76-0.80 to 0.90-0.95 precision at 90 % recall (docs/decisions.md). Thresholds were calibrated
+with benchmarks/calibrate_verdict.py.
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ import numpy as np
 
 POISONED_SCORE = 2.3
 CLEAN_SCORE = 2.0
-LIST_DEPTH = 0.7  # in honest lower spreads below the target's median (0.5 lists more, 1.0 fewer)
+LIST_DEPTH = 0.7  # warm-up list: honest lower spreads below the target's median (0.5 lists more, 1.0 fewer)
+LIST_DEPTH_SPLIT = 1.2  # split list: honest spreads below the honest part's median, about its 2.5 % quantile
 INDICATOR_WEIGHT = 0.5  # I beside the fit rank (docs/decisions.md: 0.25-0.6 rank alike, 1.0 lets I's noise in)
 TAIL_QUANTILE = 0.05
 
@@ -108,6 +112,22 @@ def trigger_likeness(lg: np.ndarray, scale: float, indicator: np.ndarray | None)
     return z if indicator is None else z + INDICATOR_WEIGHT * robust_z(indicator)
 
 
+def list_line(like_t: np.ndarray, honest_spread: float, depth: float) -> float:
+    """Where the suspicious list ends in the target class: ``depth`` honest spreads below the median
+    of the samples above the line. The median of all of D_t would sink with the poison's share (a
+    third of D_t at 5 % poison); trimming the listed samples and re-reading the median, until the
+    list stops changing, anchors the line on the honest part at any poison rate."""
+    keep = np.ones(len(like_t), dtype=bool)
+    line = float(np.median(like_t)) - depth * honest_spread
+    for _ in range(100):  # each pass only lifts the line; it settles within a few
+        now = like_t >= line
+        if (now == keep).all() or not now.any():
+            break
+        keep = now
+        line = float(np.median(like_t[keep])) - depth * honest_spread
+    return line
+
+
 def attack_verdict(ev: Evidence) -> Verdict:
     labels, t = ev.labels, ev.target
     lg = logit_ranks(ev.fit_rank)
@@ -136,13 +156,18 @@ def attack_verdict(ev: Evidence) -> Verdict:
         order = np.argsort(np.argsort(like_t, kind="stable"))  # 0 = the most trigger-like sample of D_t
         suspicion[in_t] = (n_t - order) / n_t  # in (0, 1]: every target sample above the rest of D
         if verdict != "clean":
-            suspicious[np.flatnonzero(in_t)[like_t < float(np.median(like_t)) - LIST_DEPTH * like_honest]] = True
+            # the warm-up list (it also keeps samples out of the clean pool) favours recall: the plain
+            # median, which the poison pulls down; the split's list anchors on the honest part
+            line = (float(np.median(like_t)) - LIST_DEPTH * like_honest if ind is None
+                    else list_line(like_t, like_honest, LIST_DEPTH_SPLIT))
+            suspicious[np.flatnonzero(in_t)[like_t < line]] = True
     inputs = {
         "target_lower_spread": round(s_t, 4), "honest_lower_spread": round(honest, 4),
         "widest_class": int(max(spreads, key=spreads.get)), "target_size": n_t,
         "vote_share": round(float(ev.vote_share), 4), "estimates_agree": bool(ev.estimates_agree),
         "loss_gap": round(float(ev.loss_gap), 4),
-        "poisoned_score": POISONED_SCORE, "clean_score": CLEAN_SCORE, "list_depth": LIST_DEPTH,
+        "poisoned_score": POISONED_SCORE, "clean_score": CLEAN_SCORE,
+        "list_depth": LIST_DEPTH if ind is None else LIST_DEPTH_SPLIT,
         "list_uses_indicator": ind is not None,
     }
     if ind is not None:

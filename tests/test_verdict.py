@@ -90,3 +90,23 @@ def test_precision_at_recall_reads_the_shortest_prefix_that_reaches_the_recall()
     assert precision_at_recall(score, truth, 0.75) == pytest.approx(3 / 4)
     assert precision_at_recall(score, truth, 1.0) == pytest.approx(4 / 7)
     assert precision_at_recall(score, np.zeros(8, dtype=bool)) is None
+
+
+def test_the_split_list_keeps_its_precision_when_the_poison_is_a_small_share_of_the_target():
+    # 20 poisoned among 320 target samples: the class median hardly moves, so a line a fixed depth
+    # under it cuts into the honest part; the split's line anchors on the honest part instead
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(5), 300)
+    fit = _ranks(labels, [0.0, -0.3, 0.2, 0.1, 0.0], rng)
+    poison = np.flatnonzero(labels == 2)[:20]
+    fit[poison] = 1 / (1 + np.exp(-rng.normal(-4.0, 0.4, len(poison))))
+    indicator = rng.normal(-2.0, 1.0, len(labels))
+    indicator[labels == 2] = rng.normal(-4.2, 0.25, 300)
+    indicator[poison] = rng.normal(-4.6, 0.15, len(poison))
+    warmup = attack_verdict(Evidence(labels, 2, fit, 0.9, True, 1.0))
+    final = attack_verdict(Evidence(labels, 2, fit, 0.9, True, 1.0, indicator=indicator))
+    assert final.verdict == "poisoned"
+    assert set(poison) <= set(np.flatnonzero(final.suspicious))
+    honest_listed = int(final.suspicious.sum()) - len(poison)
+    assert honest_listed <= 0.2 * final.suspicious.sum()  # precision at least 0.8
+    assert int(warmup.suspicious.sum()) - len(poison) > 3 * honest_listed  # the warm-up list favours recall
