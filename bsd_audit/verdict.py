@@ -13,7 +13,8 @@ The evidence is the altruistic warm-up's, which both `detect-target` and `split`
   like the honest ones, about 2.5-3 when a trigger group sits under it (figures in docs/decisions.md).
 
 Verdict: ``poisoned`` when the score ≥ POISONED_SCORE, ``clean`` below CLEAN_SCORE, else
-``inconclusive``.
+``inconclusive``; ``inconclusive`` too when a score ≥ POISONED_SCORE is measured against fewer than
+MIN_REFERENCE_CLASSES other classes.
 
 The suspicious list (only when the verdict is not ``clean``) ranks the target class by trigger
 likeness: the logit fit rank about the class median, in units of an honest class's interquartile
@@ -41,6 +42,7 @@ LIST_DEPTH = 0.7  # warm-up list: honest lower spreads below the target's median
 LIST_DEPTH_SPLIT = 1.2  # split list: honest spreads below the honest part's median, about its 2.5 % quantile
 INDICATOR_WEIGHT = 0.5  # I beside the fit rank (docs/decisions.md: 0.25-0.6 rank alike, 1.0 lets I's noise in)
 TAIL_QUANTILE = 0.05
+MIN_REFERENCE_CLASSES = 4  # fewer honest classes to compare with: a high score is only "inconclusive"
 
 
 @dataclass
@@ -70,6 +72,11 @@ class Verdict:
             return (f"{tail}: a group of its samples is fitted like a trigger shortcut ({n} listed as suspicious).")
         if self.verdict == "clean":
             return f"No class stands out: {tail} (poisoned above {POISONED_SCORE:g}x)."
+        if self.score >= POISONED_SCORE:
+            refs = self.inputs.get("reference_classes", 0)
+            return (f"{tail}, but only {refs} other class{'es' if refs != 1 else ''} to compare with (a verdict "
+                    f"of poisoned needs {MIN_REFERENCE_CLASSES}): one class's own easy sub-group can look like "
+                    f"this. Inspect the {n} suspicious samples before trusting this data.")
         return f"Weak evidence: {tail}. Inspect the {n} suspicious samples before trusting this data."
 
     def summary(self) -> dict:
@@ -137,6 +144,10 @@ def attack_verdict(ev: Evidence) -> Verdict:
     honest = float(np.median(others)) if others else 0.0
     score = s_t / honest if honest > 0 else 0.0
     verdict = "poisoned" if score >= POISONED_SCORE else ("clean" if score < CLEAN_SCORE else "inconclusive")
+    if verdict == "poisoned" and len(others) < MIN_REFERENCE_CLASSES:
+        # the honest yardstick is then the median of one to three classes: a clean 4-class set (80 per
+        # class) scored 2.67 on a real group of easy trucks (docs/decisions.md)
+        verdict = "inconclusive"
     in_t = labels == t
     n_t = int(in_t.sum())
     # I joins only when the split reached stage 2 (else NaN) and it varies inside D_t
@@ -163,7 +174,7 @@ def attack_verdict(ev: Evidence) -> Verdict:
             suspicious[np.flatnonzero(in_t)[like_t < line]] = True
     inputs = {
         "target_lower_spread": round(s_t, 4), "honest_lower_spread": round(honest, 4),
-        "widest_class": int(max(spreads, key=spreads.get)), "target_size": n_t,
+        "widest_class": int(max(spreads, key=spreads.get)), "target_size": n_t, "reference_classes": len(others),
         "vote_share": round(float(ev.vote_share), 4), "estimates_agree": bool(ev.estimates_agree),
         "loss_gap": round(float(ev.loss_gap), 4),
         "poisoned_score": POISONED_SCORE, "clean_score": CLEAN_SCORE,

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from bsd_audit.metrics import precision_at_recall
-from bsd_audit.verdict import CLEAN_SCORE, POISONED_SCORE, Evidence, attack_verdict, logit_ranks, lower_spread
+from bsd_audit.verdict import (CLEAN_SCORE, MIN_REFERENCE_CLASSES, POISONED_SCORE, Evidence, attack_verdict, logit_ranks,
+                               lower_spread)
 
 
 def _ranks(labels, shift, rng):
@@ -110,3 +111,17 @@ def test_the_split_list_keeps_its_precision_when_the_poison_is_a_small_share_of_
     honest_listed = int(final.suspicious.sum()) - len(poison)
     assert honest_listed <= 0.2 * final.suspicious.sum()  # precision at least 0.8
     assert int(warmup.suspicious.sum()) - len(poison) > 3 * honest_listed  # the warm-up list favours recall
+
+
+def test_a_high_score_against_too_few_classes_is_only_inconclusive():
+    # the same trigger group as above, with three other classes instead of four: their median is too
+    # thin a yardstick to tell a trigger from one class's own easy sub-group
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(MIN_REFERENCE_CLASSES), 200)
+    fit = _ranks(labels, [0.0, -0.3, 0.2, 0.1], rng)
+    poison = np.flatnonzero(labels == 2)[:60]
+    fit[poison] = 1 / (1 + np.exp(-rng.normal(-3.5, 0.4, len(poison))))
+    v = attack_verdict(Evidence(labels, 2, fit, vote_share=0.9, estimates_agree=True, loss_gap=1.0))
+    assert v.score >= POISONED_SCORE and v.verdict == "inconclusive"
+    assert v.inputs["reference_classes"] == MIN_REFERENCE_CLASSES - 1
+    assert "only 3 other classes" in v.reason and v.suspicious[poison].all()
