@@ -40,7 +40,7 @@ POISONED_SCORE = 2.3
 CLEAN_SCORE = 2.0
 LIST_DEPTH = 0.7  # warm-up list: honest lower spreads below the target's median (0.5 lists more, 1.0 fewer)
 LIST_DEPTH_SPLIT = 1.2  # split list: honest spreads below the honest part's median, about its 2.5 % quantile
-INDICATOR_WEIGHT = 0.5  # I beside the fit rank (docs/decisions.md: 0.25-0.6 rank alike, 1.0 lets I's noise in)
+INDICATOR_WEIGHT = 0.5  # I beside the fit rank (docs/decisions.md: 0 ranks Blended at 0.76-0.80, 0.5 at 0.90-0.95)
 TAIL_QUANTILE = 0.05
 MIN_REFERENCE_CLASSES = 4  # fewer honest classes to compare with: a high score is only "inconclusive"
 
@@ -59,7 +59,7 @@ class Evidence:
 @dataclass
 class Verdict:
     verdict: str  # poisoned | clean | inconclusive
-    score: float  # the margin D_t − max_{c≠t} D_c
+    score: float  # s_t / median of s_c over the other classes (lower spreads, see above)
     inputs: dict  # every number the decision used or reports, JSON-able
     suspicion: np.ndarray  # per sample, high = suspicious: trigger-likeness rank in D_t (0-1), 0 elsewhere
     suspicious: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))  # the list, as a mask
