@@ -11,6 +11,10 @@ The evidence is the altruistic warm-up's, which both `detect-target` and `split`
   not stretched. Per class c, the lower spread s_c = median − 5 % quantile of its logit fit ranks.
 - The score is s_t / (median of s_c over the other classes): about 1 when the target class is shaped
   like the honest ones, about 2.5-3 when a trigger group sits under it (figures in docs/decisions.md).
+- When the poison is over half of D_t (about 10 % of a 10-class dataset) the median itself falls
+  into the poison and s_t shrinks: BadNets at 20 % scored 1.54, `clean`. So the width is also read
+  from two upper anchors, q − 5 % quantile for q in TAIL_ANCHORS, each as the same ratio, and the
+  score is the largest of the three ratios.
 
 Verdict: ``poisoned`` when the score ≥ POISONED_SCORE, ``clean`` below CLEAN_SCORE, else
 ``inconclusive``; ``inconclusive`` too when a score ≥ POISONED_SCORE is measured against fewer than
@@ -42,6 +46,7 @@ LIST_DEPTH = 0.7  # warm-up list: honest lower spreads below the target's median
 LIST_DEPTH_SPLIT = 1.2  # split list: honest spreads below the honest part's median, about its 2.5 % quantile
 INDICATOR_WEIGHT = 0.5  # I beside the fit rank (docs/decisions.md: 0 ranks Blended at 0.76-0.80, 0.5 at 0.90-0.95)
 TAIL_QUANTILE = 0.05
+TAIL_ANCHORS = (0.5, 0.75, 0.9)  # where the tail's width is measured from (0.5 = the lower spread)
 MIN_REFERENCE_CLASSES = 4  # fewer honest classes to compare with: a high score is only "inconclusive"
 
 
@@ -59,7 +64,7 @@ class Evidence:
 @dataclass
 class Verdict:
     verdict: str  # poisoned | clean | inconclusive
-    score: float  # s_t / median of s_c over the other classes (lower spreads, see above)
+    score: float  # the largest tail-width ratio of the target class to an honest one (see above)
     inputs: dict  # every number the decision used or reports, JSON-able
     suspicion: np.ndarray  # per sample, high = suspicious: trigger-likeness rank in D_t (0-1), 0 elsewhere
     suspicious: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))  # the list, as a mask
@@ -104,6 +109,13 @@ def lower_spread(values: np.ndarray) -> float:
     return float(np.median(values) - np.quantile(values, TAIL_QUANTILE))
 
 
+def tail_width(values: np.ndarray, anchor: float) -> float:
+    """The ``anchor`` quantile minus the TAIL_QUANTILE quantile (anchor 0.5: the lower spread)."""
+    if len(values) < 2:
+        return 0.0
+    return float(np.quantile(values, anchor) - np.quantile(values, TAIL_QUANTILE))
+
+
 def robust_z(values: np.ndarray) -> np.ndarray:
     """(x − median) / interquartile range; all zeros when the range is 0 (nothing to rank by)."""
     iqr = float(np.quantile(values, 0.75) - np.quantile(values, 0.25)) if len(values) else 0.0
@@ -121,17 +133,22 @@ def trigger_likeness(lg: np.ndarray, scale: float, indicator: np.ndarray | None)
 
 def list_line(like_t: np.ndarray, honest_spread: float, depth: float) -> float:
     """Where the suspicious list ends in the target class: ``depth`` honest spreads below the median
-    of the samples above the line. The median of all of D_t would sink with the poison's share (a
-    third of D_t at 5 % poison); trimming the listed samples and re-reading the median, until the
-    list stops changing, anchors the line on the honest part at any poison rate."""
-    keep = np.ones(len(like_t), dtype=bool)
-    line = float(np.median(like_t)) - depth * honest_spread
-    for _ in range(100):  # each pass only lifts the line; it settles within a few
+    of the samples above the line, that is, below the honest part's median. The median of all of D_t
+    would sink with the poison's share (a third of D_t at 5 % poison, two thirds at 20 %). So the
+    line starts from D_t's upper quartile and settles: each pass takes the median of what lies above
+    the line and sets the line again, until the samples above it stop changing. The line only moves
+    one way (the step is monotone), so it settles on the fixed point nearest that start, the honest
+    part's, while the honest part is over a quarter of D_t."""
+    if not len(like_t):
+        return float("-inf")
+    line = float(np.quantile(like_t, 0.75))
+    above = like_t >= line
+    for _ in range(len(like_t) + 1):
+        line = float(np.median(like_t[above])) - depth * honest_spread
         now = like_t >= line
-        if (now == keep).all() or not now.any():
+        if (now == above).all():
             break
-        keep = now
-        line = float(np.median(like_t[keep])) - depth * honest_spread
+        above = now
     return line
 
 
@@ -142,7 +159,12 @@ def attack_verdict(ev: Evidence) -> Verdict:
     s_t = spreads.get(t, 0.0)
     others = [v for c, v in spreads.items() if c != t]
     honest = float(np.median(others)) if others else 0.0
-    score = s_t / honest if honest > 0 else 0.0
+    ratios = {}  # the target's tail width over an honest class's, from each anchor
+    for a in TAIL_ANCHORS:
+        widths = {int(c): tail_width(lg[labels == c], a) for c in spreads}
+        ref = float(np.median([w for c, w in widths.items() if c != t])) if others else 0.0
+        ratios[a] = widths.get(t, 0.0) / ref if ref > 0 else 0.0
+    score = max(ratios.values())
     verdict = "poisoned" if score >= POISONED_SCORE else ("clean" if score < CLEAN_SCORE else "inconclusive")
     if verdict == "poisoned" and len(others) < MIN_REFERENCE_CLASSES:
         # the honest yardstick is then the median of one to three classes: a clean 4-class set (80 per
@@ -167,14 +189,17 @@ def attack_verdict(ev: Evidence) -> Verdict:
         order = np.argsort(np.argsort(like_t, kind="stable"))  # 0 = the most trigger-like sample of D_t
         suspicion[in_t] = (n_t - order) / n_t  # in (0, 1]: every target sample above the rest of D
         if verdict != "clean":
-            # the warm-up list (it also keeps samples out of the clean pool) favours recall: the plain
-            # median, which the poison pulls down; the split's list anchors on the honest part
-            line = (float(np.median(like_t)) - LIST_DEPTH * like_honest if ind is None
-                    else list_line(like_t, like_honest, LIST_DEPTH_SPLIT))
+            # the warm-up list (it also keeps samples out of the clean pool) favours recall: it ends
+            # under D_t's plain median, which the poison pulls down, unless the poison is so large a
+            # share that this line falls into it; the split's list anchors on the honest part
+            line = list_line(like_t, like_honest, LIST_DEPTH_SPLIT)
+            if ind is None:  # never shallower than the median rule, never deeper than the split's line
+                line = max(line, float(np.median(like_t)) - LIST_DEPTH * like_honest)
             suspicious[np.flatnonzero(in_t)[like_t < line]] = True
     inputs = {
         "target_lower_spread": round(s_t, 4), "honest_lower_spread": round(honest, 4),
         "widest_class": int(max(spreads, key=spreads.get)), "target_size": n_t, "reference_classes": len(others),
+        "score_by_anchor": {f"q{round(a * 100)}": round(r, 4) for a, r in ratios.items()},
         "vote_share": round(float(ev.vote_share), 4), "estimates_agree": bool(ev.estimates_agree),
         "loss_gap": round(float(ev.loss_gap), 4),
         "poisoned_score": POISONED_SCORE, "clean_score": CLEAN_SCORE,

@@ -76,7 +76,10 @@ def test_init_only_stops_after_pool_initialisation(gated):
     with h5py.File(out) as f:
         assert len(f["history/epoch"]) == TINY_OVERRIDES["T1"] + 1
         assert np.isnan(f["scores/indicator"][()]).all()
-        assert np.array_equal(f["pools/clean"][()], f["pools/clean_init"][()])
+        # the initial pools are the answer, less the suspicious list (exclude_suspicious)
+        listed = np.zeros(120, dtype=bool)
+        listed[f["verdict/suspicious_index"][()]] = True
+        assert np.array_equal(f["pools/clean"][()], f["pools/clean_init"][()] & ~listed)
         assert json.loads(f.attrs["config"])["stop_after_init"] is True
         assert f["verdict"].attrs["verdict"] == json.loads(r.stdout)["verdict"]["verdict"]
         assert len(f["scores/suspicion"]) == 120

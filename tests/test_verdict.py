@@ -125,3 +125,23 @@ def test_a_high_score_against_too_few_classes_is_only_inconclusive():
     assert v.score >= POISONED_SCORE and v.verdict == "inconclusive"
     assert v.inputs["reference_classes"] == MIN_REFERENCE_CLASSES - 1
     assert "only 3 other classes" in v.reason and v.suspicious[poison].all()
+
+
+def test_poison_that_outnumbers_the_target_class_is_still_poisoned_and_listed():
+    # 400 poisoned images relabelled into a class of 200 (20 % of a 10-class set): the class median
+    # lies inside the poison, so the median-anchored width shrinks; the upper anchors still see it
+    rng = np.random.default_rng(5)
+    labels = np.repeat(np.arange(10), 200)
+    fit = _ranks(labels, rng.normal(0, 0.3, 10), rng)
+    poison = np.arange(len(labels), len(labels) + 400)
+    labels = np.concatenate([labels, np.full(400, 2)])
+    fit = np.concatenate([fit, 1 / (1 + np.exp(-rng.normal(-3.5, 0.6, 400)))])
+    v = attack_verdict(Evidence(labels, 2, fit, vote_share=1.0, estimates_agree=True, loss_gap=1.0))
+    anchors = v.inputs["score_by_anchor"]
+    assert anchors["q50"] < CLEAN_SCORE <= POISONED_SCORE <= v.score
+    assert v.score == pytest.approx(max(anchors.values()), abs=1e-4)
+    assert v.verdict == "poisoned"
+    truth = np.zeros(len(labels), dtype=bool)
+    truth[poison] = True
+    tp = int((v.suspicious & truth).sum())
+    assert tp >= 0.9 * len(poison) and tp >= 0.9 * v.suspicious.sum()
