@@ -184,10 +184,10 @@ def split(data: Path, out: Path, cfg: Config, target: str | None = None, target_
                       resume=state.bsd if state else None, maybe_checkpoint=ckpt.bsd_epoch, excluded=listed)
     progress.finish()
     v = verdict_of(est, ds, used, None if np.isnan(res.indicator).all() else res.indicator)
-    if cfg.exclude_suspicious:  # the final list reads I as well: what it adds leaves the clean pool too
-        res.clean = res.clean & ~v.suspicious
-    clean = res.clean
     labels = ds.labels.cpu().numpy()
+    if cfg.exclude_suspicious:  # the final list reads I as well: what it adds leaves the clean pool too
+        exclude_final_list(res, v.suspicious, labels, ds.num_classes, truth)
+    clean = res.clean
     summary = {
         "command": "split", "artifact": str(out), "num_samples": len(ds), "classes": ds.classes,
         "fingerprint": ds.fingerprint, "device": rt.describe(),
@@ -210,6 +210,24 @@ def split(data: Path, out: Path, cfg: Config, target: str | None = None, target_
     write_split_artifact(out, res, est, source, ds, cfg, rt.describe(), truth, summary, v)
     _discard(ckpt.path)  # the artifact now holds the result the checkpoint led to
     return summary
+
+
+def exclude_final_list(res, listed: np.ndarray, labels: np.ndarray, num_classes: int,
+                       truth: np.ndarray | None) -> int:
+    """Take the final suspicious list out of the clean pool, and bring the last history record in
+    line with the pool it now describes. Returns how many samples left the pool."""
+    cut = res.clean & listed
+    if not cut.any():
+        return 0
+    res.clean = res.clean & ~listed
+    if res.history:
+        rec = res.history[-1]
+        rec.clean_size = int(res.clean.sum())
+        rec.clean_per_class = np.bincount(labels[res.clean], minlength=num_classes).tolist()
+        if truth is not None and truth.any():
+            rec.poison_in_clean = int((res.clean & truth).sum())
+            rec.poison_recall = 1.0 - rec.poison_in_clean / int(truth.sum())
+    return int(cut.sum())
 
 
 def _discard(path: Path) -> None:

@@ -22,16 +22,17 @@ MIN_REFERENCE_CLASSES other classes.
 
 The suspicious list (only when the verdict is not ``clean``) ranks the target class by trigger
 likeness: the logit fit rank about the class median, in units of an honest class's interquartile
-range. After `detect-target` (and during `split`, where it keeps samples out of the clean pool) the
-list is the samples more than LIST_DEPTH honest spreads below the class median: a median the poison
-pulls down, which favours recall. After `split` the main model adds a second perspective: the
-indicator I (eq. 9) is low where the altruistic model fits a sample and the main model, which never
-learned the trigger, does not; INDICATOR_WEIGHT times I's robust z within the class is added, the
-honest spread is read on that sum in the other classes, and the final list ends LIST_DEPTH_SPLIT
-honest spreads below the median of the target's honest part (``list_line``), which holds at any
-poison rate. Blended poison is fitted later in the warm-up than a patch: I lifts its ranking from
-0.76-0.80 to 0.90-0.95 precision at 90 % recall (docs/decisions.md). Thresholds were calibrated
-with benchmarks/calibrate_verdict.py.
+range. The list ends LIST_DEPTH_SPLIT honest spreads below the median of the target's honest part
+(``list_line``), which holds at any poison rate. After `detect-target` (and during `split`, where it
+keeps samples out of the clean pool) the list favours recall: it is the union of that rule and the
+samples more than LIST_DEPTH honest spreads below D_t's plain median, a median the poison pulls down.
+After `split` the main model adds a second perspective: the indicator I (eq. 9) is low where
+the altruistic model fits a sample and the main model, which never learned the trigger, does not;
+INDICATOR_WEIGHT times I's robust z within the class is added, the honest spread is read on that
+sum in the other classes, and the final list is the anchored rule alone. Blended poison is fitted
+later in the warm-up than a patch: I lifts its ranking from 0.76-0.80 to 0.90-0.95 precision at
+90 % recall (docs/decisions.md). Classes under MIN_REFERENCE_SIZE samples serve as no yardstick.
+Thresholds were calibrated with benchmarks/calibrate_verdict.py.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ INDICATOR_WEIGHT = 0.5  # I beside the fit rank (docs/decisions.md: 0 ranks Blen
 TAIL_QUANTILE = 0.05
 TAIL_ANCHORS = (0.5, 0.75, 0.9)  # where the tail's width is measured from (0.5 = the lower spread)
 MIN_REFERENCE_CLASSES = 4  # fewer honest classes to compare with: a high score is only "inconclusive"
+MIN_REFERENCE_SIZE = 10  # a smaller class has no 5 % quantile to speak of: it is no yardstick
 
 
 @dataclass
@@ -139,7 +141,7 @@ def list_line(like_t: np.ndarray, honest_spread: float, depth: float) -> float:
     the line and sets the line again, until the samples above it stop changing. The line only moves
     one way (the step is monotone), so it settles on the fixed point nearest that start, the honest
     part's, while the honest part is over a quarter of D_t."""
-    if not len(like_t):
+    if not len(like_t) or honest_spread <= 0:  # no yardstick: the line would climb to the top
         return float("-inf")
     line = float(np.quantile(like_t, 0.75))
     above = like_t >= line
@@ -157,13 +159,14 @@ def attack_verdict(ev: Evidence) -> Verdict:
     lg = logit_ranks(ev.fit_rank)
     spreads = {int(c): lower_spread(lg[labels == c]) for c in np.unique(labels)}
     s_t = spreads.get(t, 0.0)
-    others = [v for c, v in spreads.items() if c != t]
+    sizes = {int(c): int(n) for c, n in zip(*np.unique(labels, return_counts=True))}
+    refs = [c for c in spreads if c != t and sizes[c] >= MIN_REFERENCE_SIZE]  # the honest yardsticks
+    others = [spreads[c] for c in refs]
     honest = float(np.median(others)) if others else 0.0
     ratios = {}  # the target's tail width over an honest class's, from each anchor
     for a in TAIL_ANCHORS:
-        widths = {int(c): tail_width(lg[labels == c], a) for c in spreads}
-        ref = float(np.median([w for c, w in widths.items() if c != t])) if others else 0.0
-        ratios[a] = widths.get(t, 0.0) / ref if ref > 0 else 0.0
+        ref = float(np.median([tail_width(lg[labels == c], a) for c in refs])) if refs else 0.0
+        ratios[a] = tail_width(lg[labels == t], a) / ref if ref > 0 else 0.0
     score = max(ratios.values())
     verdict = "poisoned" if score >= POISONED_SCORE else ("clean" if score < CLEAN_SCORE else "inconclusive")
     if verdict == "poisoned" and len(others) < MIN_REFERENCE_CLASSES:
@@ -177,24 +180,26 @@ def attack_verdict(ev: Evidence) -> Verdict:
     if ind is not None and not robust_z(ind[in_t]).any():
         ind = None
     # the fit rank's unit comes from the honest classes: D_t's own range is stretched by the poison
-    iqrs = [float(np.quantile(lg[labels == c], 0.75) - np.quantile(lg[labels == c], 0.25))
-            for c in spreads if c != t]
+    iqrs = [float(np.quantile(lg[labels == c], 0.75) - np.quantile(lg[labels == c], 0.25)) for c in refs]
     scale = float(np.median(iqrs)) if iqrs and np.median(iqrs) > 0 else 1.0
     like = {c: trigger_likeness(lg[labels == c], scale, None if ind is None else ind[labels == c]) for c in spreads}
-    like_honest = float(np.median([lower_spread(v) for c, v in like.items() if c != t] or [0.0]))
+    like_honest = float(np.median([lower_spread(like[c]) for c in refs] or [0.0]))
     suspicion = np.zeros(len(labels))
     suspicious = np.zeros(len(labels), dtype=bool)
+    list_rule = "none"  # which line ended the list: median (0.7 under D_t's median) or anchored (list_line)
     if n_t:
         like_t = like[t]
         order = np.argsort(np.argsort(like_t, kind="stable"))  # 0 = the most trigger-like sample of D_t
         suspicion[in_t] = (n_t - order) / n_t  # in (0, 1]: every target sample above the rest of D
         if verdict != "clean":
-            # the warm-up list (it also keeps samples out of the clean pool) favours recall: it ends
-            # under D_t's plain median, which the poison pulls down, unless the poison is so large a
-            # share that this line falls into it; the split's list anchors on the honest part
-            line = list_line(like_t, like_honest, LIST_DEPTH_SPLIT)
-            if ind is None:  # never shallower than the median rule, never deeper than the split's line
-                line = max(line, float(np.median(like_t)) - LIST_DEPTH * like_honest)
+            # the split's list anchors on the honest part; the warm-up list (it also keeps samples
+            # out of the clean pool) favours recall: the union of that rule and a line under D_t's
+            # plain median, which the poison pulls down (until it falls into the poison)
+            line, list_rule = list_line(like_t, like_honest, LIST_DEPTH_SPLIT), "anchored"
+            if ind is None:  # whichever line lists more
+                median_line = float(np.median(like_t)) - LIST_DEPTH * like_honest
+                list_rule = "median" if median_line >= line else "anchored"
+                line = max(line, median_line)
             suspicious[np.flatnonzero(in_t)[like_t < line]] = True
     inputs = {
         "target_lower_spread": round(s_t, 4), "honest_lower_spread": round(honest, 4),
@@ -203,7 +208,7 @@ def attack_verdict(ev: Evidence) -> Verdict:
         "vote_share": round(float(ev.vote_share), 4), "estimates_agree": bool(ev.estimates_agree),
         "loss_gap": round(float(ev.loss_gap), 4),
         "poisoned_score": POISONED_SCORE, "clean_score": CLEAN_SCORE,
-        "list_depth": LIST_DEPTH if ind is None else LIST_DEPTH_SPLIT,
+        "list_rule": list_rule, "list_depth": LIST_DEPTH if list_rule == "median" else LIST_DEPTH_SPLIT,
         "list_uses_indicator": ind is not None,
     }
     if ind is not None:

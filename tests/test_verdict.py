@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from bsd_audit.metrics import precision_at_recall
-from bsd_audit.verdict import (CLEAN_SCORE, MIN_REFERENCE_CLASSES, POISONED_SCORE, Evidence, attack_verdict, logit_ranks,
-                               lower_spread)
+from bsd_audit.verdict import (CLEAN_SCORE, MIN_REFERENCE_CLASSES, POISONED_SCORE, Evidence, attack_verdict,
+                               list_line, logit_ranks, lower_spread)
 
 
 def _ranks(labels, shift, rng):
@@ -145,3 +145,24 @@ def test_poison_that_outnumbers_the_target_class_is_still_poisoned_and_listed():
     truth[poison] = True
     tp = int((v.suspicious & truth).sum())
     assert tp >= 0.9 * len(poison) and tp >= 0.9 * v.suspicious.sum()
+
+
+def test_classes_too_small_to_have_a_tail_are_no_yardstick():
+    # three real classes, then two one-image classes: they have no lower tail (spread 0), and as
+    # yardsticks they would halve the honest reference and lift the count of reference classes to 4
+    rng = np.random.default_rng(1)
+    labels = np.repeat(np.arange(3), 200)
+    fit = _ranks(labels, [0.0, -0.3, 0.2], rng)
+    base = attack_verdict(Evidence(labels, 1, fit, 0.9, True, 1.0))
+    labels2 = np.concatenate([labels, [3, 4]])
+    fit2 = np.concatenate([fit, [0.5, 0.5]])
+    v = attack_verdict(Evidence(labels2, 1, fit2, 0.9, True, 1.0))
+    assert v.inputs["reference_classes"] == base.inputs["reference_classes"] == 2
+    assert v.score == pytest.approx(base.score) and v.verdict == base.verdict
+
+
+def test_the_list_line_needs_a_yardstick():
+    x = np.random.default_rng(2).normal(size=300)
+    assert list_line(x, 0.0, 1.2) == float("-inf")  # nothing listed, rather than all but the top
+    line = list_line(x, 1.0, 1.2)
+    assert np.median(x[x >= line]) - 1.2 == pytest.approx(line)  # a fixed point: the median above it, less the depth
