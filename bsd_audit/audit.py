@@ -27,7 +27,7 @@ from .engine.runtime import Runtime, make_runtime, seed_everything
 from .errors import BadInputError, TrainingDivergedError
 from .io.checkpoint import check_ranks_see, describe_checkpoint
 from .io.results import read_target_artifact, write_split_artifact, write_target_artifact
-from .method.bsd import run_bsd
+from .method.bsd import exclude_final_list, run_bsd
 from .metrics import precision_at_recall, split_quality
 from .method.target import TargetEstimate, detect_target
 
@@ -210,24 +210,6 @@ def split(data: Path, out: Path, cfg: Config, target: str | None = None, target_
     write_split_artifact(out, res, est, source, ds, cfg, rt.describe(), truth, summary, v)
     _discard(ckpt.path)  # the artifact now holds the result the checkpoint led to
     return summary
-
-
-def exclude_final_list(res, listed: np.ndarray, labels: np.ndarray, num_classes: int,
-                       truth: np.ndarray | None) -> int:
-    """Take the final suspicious list out of the clean pool, and bring the last history record in
-    line with the pool it now describes. Returns how many samples left the pool."""
-    cut = res.clean & listed
-    if not cut.any():
-        return 0
-    res.clean = res.clean & ~listed
-    if res.history:
-        rec = res.history[-1]
-        rec.clean_size = int(res.clean.sum())
-        rec.clean_per_class = np.bincount(labels[res.clean], minlength=num_classes).tolist()
-        if truth is not None and truth.any():
-            rec.poison_in_clean = int((res.clean & truth).sum())
-            rec.poison_recall = 1.0 - rec.poison_in_clean / int(truth.sum())
-    return int(cut.sum())
 
 
 def _discard(path: Path) -> None:

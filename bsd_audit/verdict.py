@@ -104,18 +104,16 @@ def logit_ranks(fit_rank: np.ndarray) -> np.ndarray:
     return np.log(r / (1 - r))
 
 
-def lower_spread(values: np.ndarray) -> float:
-    """Median minus the TAIL_QUANTILE quantile: how far the class's lower tail reaches."""
-    if len(values) < 2:
-        return 0.0
-    return float(np.median(values) - np.quantile(values, TAIL_QUANTILE))
-
-
 def tail_width(values: np.ndarray, anchor: float) -> float:
     """The ``anchor`` quantile minus the TAIL_QUANTILE quantile (anchor 0.5: the lower spread)."""
     if len(values) < 2:
         return 0.0
     return float(np.quantile(values, anchor) - np.quantile(values, TAIL_QUANTILE))
+
+
+def lower_spread(values: np.ndarray) -> float:
+    """Median minus the TAIL_QUANTILE quantile: how far the class's lower tail reaches."""
+    return tail_width(values, 0.5)
 
 
 def robust_z(values: np.ndarray) -> np.ndarray:
@@ -157,16 +155,17 @@ def list_line(like_t: np.ndarray, honest_spread: float, depth: float) -> float:
 def attack_verdict(ev: Evidence) -> Verdict:
     labels, t = ev.labels, ev.target
     lg = logit_ranks(ev.fit_rank)
-    spreads = {int(c): lower_spread(lg[labels == c]) for c in np.unique(labels)}
-    s_t = spreads.get(t, 0.0)
-    sizes = {int(c): int(n) for c, n in zip(*np.unique(labels, return_counts=True))}
-    refs = [c for c in spreads if c != t and sizes[c] >= MIN_REFERENCE_SIZE]  # the honest yardsticks
-    others = [spreads[c] for c in refs]
-    honest = float(np.median(others)) if others else 0.0
+    groups = {int(c): lg[labels == c] for c in np.unique(labels)}  # each class's logit fit ranks
+    target_lg = groups.get(t, lg[:0])
+    refs = [c for c, g in groups.items() if c != t and len(g) >= MIN_REFERENCE_SIZE]  # the honest yardsticks
     ratios = {}  # the target's tail width over an honest class's, from each anchor
     for a in TAIL_ANCHORS:
-        ref = float(np.median([tail_width(lg[labels == c], a) for c in refs])) if refs else 0.0
-        ratios[a] = tail_width(lg[labels == t], a) / ref if ref > 0 else 0.0
+        ref = float(np.median([tail_width(groups[c], a) for c in refs])) if refs else 0.0
+        ratios[a] = tail_width(target_lg, a) / ref if ref > 0 else 0.0
+    spreads = {c: lower_spread(g) for c, g in groups.items()}
+    s_t = spreads.get(t, 0.0)
+    others = [spreads[c] for c in refs]
+    honest = float(np.median(others)) if others else 0.0
     score = max(ratios.values())
     verdict = "poisoned" if score >= POISONED_SCORE else ("clean" if score < CLEAN_SCORE else "inconclusive")
     if verdict == "poisoned" and len(others) < MIN_REFERENCE_CLASSES:
@@ -180,9 +179,9 @@ def attack_verdict(ev: Evidence) -> Verdict:
     if ind is not None and not robust_z(ind[in_t]).any():
         ind = None
     # the fit rank's unit comes from the honest classes: D_t's own range is stretched by the poison
-    iqrs = [float(np.quantile(lg[labels == c], 0.75) - np.quantile(lg[labels == c], 0.25)) for c in refs]
-    scale = float(np.median(iqrs)) if iqrs and np.median(iqrs) > 0 else 1.0
-    like = {c: trigger_likeness(lg[labels == c], scale, None if ind is None else ind[labels == c]) for c in spreads}
+    iqr = float(np.median([np.quantile(groups[c], 0.75) - np.quantile(groups[c], 0.25) for c in refs])) if refs else 0.0
+    scale = iqr if iqr > 0 else 1.0
+    like = {c: trigger_likeness(g, scale, None if ind is None else ind[labels == c]) for c, g in groups.items()}
     like_honest = float(np.median([lower_spread(like[c]) for c in refs] or [0.0]))
     suspicion = np.zeros(len(labels))
     suspicious = np.zeros(len(labels), dtype=bool)

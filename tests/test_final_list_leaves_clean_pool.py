@@ -1,12 +1,11 @@
 """After `split` the final suspicious list (it reads I too) leaves the clean pool, and the last
-history record is brought in line with the pool it describes (audit.exclude_final_list)."""
+history record is brought in line with the pool it describes (method.bsd.exclude_final_list)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from bsd_audit.audit import exclude_final_list
-from bsd_audit.method.bsd import EpochRecord, SplitResult
+from bsd_audit.method.bsd import EpochRecord, SplitResult, exclude_final_list
 
 
 def _result(clean):

@@ -102,6 +102,23 @@ def _truth_figures(clean: np.ndarray, truth: np.ndarray | None) -> tuple[int, fl
     return left, (1.0 - left / n_poison) if n_poison else float("nan")
 
 
+def exclude_final_list(res: SplitResult, listed: np.ndarray, labels: np.ndarray, num_classes: int,
+                       truth: np.ndarray | None) -> int:
+    """Take the verdict's final suspicious list out of the clean pool, and bring the last history
+    record in line with the pool it now describes. Returns how many samples left the pool."""
+    cut = res.clean & listed
+    if not cut.any():
+        return 0
+    res.clean = res.clean & ~listed
+    if res.history:
+        rec = res.history[-1]
+        rec.clean_size = int(res.clean.sum())
+        rec.clean_per_class = np.bincount(labels[res.clean], minlength=num_classes).tolist()
+        if truth is not None:
+            rec.poison_in_clean, rec.poison_recall = _truth_figures(res.clean, truth)
+    return int(cut.sum())
+
+
 def run_bsd(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, estimate: TargetEstimate,
             target: int, gen: torch.Generator, rng: np.random.Generator, truth: np.ndarray | None = None,
             progress: Progress | None = None, resume: BSDState | None = None,
