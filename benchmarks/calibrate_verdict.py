@@ -10,7 +10,10 @@ thresholds can be re-examined without re-training:
 
     python benchmarks/calibrate_verdict.py ../shared/data/cifar10 --work runs/calibrate
 
-About 2 minutes per dataset on a 2-core CPU with the cpu preset (10 datasets by default).
+About 2 minutes per dataset on a 2-core CPU with the cpu preset (14 datasets by default). The clean
+sets differ in classes, size, balance and colour, and one holds duplicated images, as scraped data
+does. --seeds repeats every run under other seeds: the verdict's false-alarm rate is a property of the
+training's randomness as much as of the data.
 """
 
 from __future__ import annotations
@@ -19,10 +22,12 @@ import argparse
 import json
 import shutil
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import h5py
 import numpy as np
+from PIL import Image
 
 from bsd_audit.audit import detect, split
 from bsd_audit.io.artifacts import strings
@@ -32,12 +37,26 @@ from bsd_audit.metrics import precision_at_recall
 from tables import markdown_table  # benchmarks/tables.py: the script's own folder is on sys.path
 from bsd_audit.verdict import evidence_from_artifact, attack_verdict
 
-# name: (classes (None = all), images per class, offset of the first image per class)
+
+@dataclass(frozen=True)
+class CleanSet:
+    classes: tuple[str, ...] | None  # None = every class of the source
+    per_class: int | tuple[int, ...]  # images per class, or one count per class in order (imbalanced)
+    offset: int  # the first image (by file name) taken from each class
+    gray: bool = False  # stored as grayscale (converted back to 3 channels)
+    duplicates: int = 0  # extra copies of the first class's first 6 images (scraped data repeats itself)
+
+
 CLEAN = {
-    "clean-c10-200": (None, 200, 250),
-    "clean-c5-400": (["airplane", "cat", "dog", "ship", "truck"], 400, 500),
-    "clean-c3-500": (["bird", "frog", "horse"], 500, 1000),
-    "clean-c6-300": (["automobile", "deer", "dog", "frog", "ship", "truck"], 300, 1500),
+    "clean-c10-200": CleanSet(None, 200, 250),
+    "clean-c5-400": CleanSet(("airplane", "cat", "dog", "ship", "truck"), 400, 500),
+    "clean-c3-500": CleanSet(("bird", "frog", "horse"), 500, 1000),
+    "clean-c6-300": CleanSet(("automobile", "deer", "dog", "frog", "ship", "truck"), 300, 1500),
+    "clean-c7-200": CleanSet(("airplane", "automobile", "bird", "cat", "deer", "dog", "frog"), 200, 4200),
+    "clean-imbalanced": CleanSet(None, (330, 400, 60, 200, 110, 150, 80, 40, 500, 260), 3000),
+    "clean-gray": CleanSet(None, 100, 3600, gray=True),
+    "clean-duplicates": CleanSet(("cat", "airplane", "automobile", "bird", "deer", "dog", "frog", "horse", "ship",
+                                  "truck"), 150, 4000, duplicates=30),
 }
 # name: (attack, rate, params)
 POISONED = {
@@ -49,18 +68,26 @@ POISONED = {
 }
 
 
-def make_clean_subset(source: Path, out: Path, classes: list[str] | None, per_class: int, offset: int) -> None:
-    """Copy ``per_class`` images per class (by file name, from ``offset``) into an ImageFolder."""
+def make_clean_subset(source: Path, out: Path, spec: CleanSet) -> None:
+    """Copy a clean class subset (by file name, from ``spec.offset``) into an ImageFolder."""
     if out.exists():
         return
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     train = source / "train"
-    for name in classes or sorted(p.name for p in train.iterdir() if p.is_dir()):
-        files = sorted((train / name).iterdir())[offset:offset + per_class]
+    names = spec.classes or sorted(p.name for p in train.iterdir() if p.is_dir())
+    counts = spec.per_class if isinstance(spec.per_class, tuple) else (spec.per_class,) * len(names)
+    for i, (name, n) in enumerate(zip(names, counts, strict=True)):
+        files = sorted((train / name).iterdir())[spec.offset:spec.offset + n]
         (tmp / name).mkdir(parents=True)
         for f in files:
-            shutil.copy2(f, tmp / name / f.name)
+            if spec.gray:
+                Image.open(f).convert("L").convert("RGB").save(tmp / name / f.name, quality=95)
+            else:
+                shutil.copy2(f, tmp / name / f.name)
+        for k in range(spec.duplicates if i == 0 and files else 0):  # copies of the image as stored
+            kept = tmp / name / files[k % min(6, len(files))].name
+            shutil.copy2(kept, tmp / name / f"dup{k}-{kept.name}")
     tmp.rename(out)
 
 
@@ -90,13 +117,13 @@ def main() -> None:
     ap.add_argument("--stage", choices=("detect", "split"), default="detect")
     ap.add_argument("--preset", default="cpu")
     ap.add_argument("--set", dest="sets", action="append", default=[])
+    ap.add_argument("--seeds", type=int, nargs="*", help="training seeds (default: the preset's); each runs every dataset")
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     cfg = resolve_config(args.preset, parse_overrides(args.sets))
     jobs = []  # (name, data root, manifest or None)
-    for name, (classes, n, offset) in CLEAN.items():
-        jobs.append((name, args.work / name, None, lambda o=args.work / name, c=classes, n=n, off=offset:
-                     make_clean_subset(args.source, o, c, n, off)))
+    for name, spec in CLEAN.items():
+        jobs.append((name, args.work / name, None, lambda o=args.work / name, sp=spec: make_clean_subset(args.source, o, sp)))
     if (args.sample / "manifest.json").exists():
         jobs.append(("clean-sample", args.work / "clean-sample", None,
                      lambda o=args.work / "clean-sample": unpoison_sample(args.sample, o)))
@@ -109,18 +136,20 @@ def main() -> None:
                                 params=p, overwrite=True)
         jobs.append((name, bench / "train", bench / "manifest.json", build))
     rows = []
-    for name, data, manifest, prepare in jobs:
-        if args.only and name not in args.only:
-            continue
+    seeds = args.seeds or [cfg.seed]
+    runs = [(job, seed) for job in jobs for seed in seeds if not args.only or job[0] in args.only]
+    for (name, data, manifest, prepare), seed in runs:
         prepare()
-        art = args.work / f"{name}-{args.stage}.h5"
+        # the preset's seed keeps the plain name, so artifacts from before --seeds are reused
+        art = args.work / (f"{name}-{args.stage}.h5" if seed == cfg.seed else f"{name}-s{seed}-{args.stage}.h5")
         wall = None
         if not art.exists():
             t0 = time.perf_counter()
+            run_cfg = replace(cfg, seed=seed)
             if args.stage == "split":
-                split(data, art, cfg, truth_manifest=manifest)
+                split(data, art, run_cfg, truth_manifest=manifest)
             else:
-                detect(data, art, cfg)
+                detect(data, art, run_cfg)
             wall = round(time.perf_counter() - t0, 1)
         with h5py.File(art, "r") as f:
             ev = evidence_from_artifact(f)
@@ -132,7 +161,7 @@ def main() -> None:
             poisoned = set(doc["poisoned"])
             truth = np.array([p in poisoned for p in paths])
         v = attack_verdict(ev)
-        row = {"dataset": name, "poisoned": manifest is not None, "target": classes[ev.target],
+        row = {"dataset": name, "seed": seed, "poisoned": manifest is not None, "target": classes[ev.target],
                "verdict": v.verdict, "score": round(v.score, 3),
                **{k: v.inputs[k] for k in ("vote_share", "target_lower_spread", "honest_lower_spread")},
                "widest": classes[v.inputs["widest_class"]]}
@@ -152,8 +181,12 @@ def main() -> None:
     print(markdown_table(rows))
     clean_rows = [r for r in rows if not r["poisoned"]]
     bad_rows = [r for r in rows if r["poisoned"]]
-    print(f"\nfalse alarms: {sum(r['verdict'] != 'clean' for r in clean_rows)} of {len(clean_rows)} clean; "
-          f"misses: {sum(r['verdict'] != 'poisoned' for r in bad_rows)} of {len(bad_rows)} poisoned")
+    print(f"\nfalse alarms: {sum(r['verdict'] != 'clean' for r in clean_rows)} of {len(clean_rows)} clean runs "
+          f"({sum(r['verdict'] == 'poisoned' for r in clean_rows)} poisoned); "
+          f"misses: {sum(r['verdict'] != 'poisoned' for r in bad_rows)} of {len(bad_rows)} poisoned runs")
+    if clean_rows and bad_rows:
+        print(f"largest clean score {max(r['score'] for r in clean_rows):.2f}; "
+              f"smallest poisoned score {min(r['score'] for r in bad_rows):.2f}")
 
 
 if __name__ == "__main__":

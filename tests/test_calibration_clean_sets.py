@@ -1,0 +1,73 @@
+"""benchmarks/calibrate_verdict.py builds the clean sets it promises: the counts per class (an
+imbalanced set gets its own count per class), grayscale images where asked, and exact duplicates of
+the first class's first images, without touching the source."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _calibrate_module():
+    sys.path.insert(0, str(BENCHMARKS))  # the script imports its sibling tables.py
+    try:
+        spec = importlib.util.spec_from_file_location("calibrate_verdict", BENCHMARKS / "calibrate_verdict.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # its dataclass looks its module up there
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+
+
+def _source(root: Path, classes=("ant", "bee", "cat"), per_class=12) -> Path:
+    rng = np.random.default_rng(0)
+    for name in classes:
+        (root / "train" / name).mkdir(parents=True)
+        for i in range(per_class):
+            Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(root / "train" / name / f"{i:03d}.png")
+    return root
+
+
+def test_imbalanced_gray_and_duplicated_sets_are_built_as_specified(tmp_path):
+    cal = _calibrate_module()
+    src = _source(tmp_path / "src")
+    before = sorted(p.read_bytes() for p in (src / "train").rglob("*.png"))
+
+    spec = cal.CleanSet(("bee", "ant", "cat"), (3, 7, 5), offset=2, gray=True, duplicates=8)
+    out = tmp_path / "set"
+    cal.make_clean_subset(src, out, spec)
+
+    counts = {d.name: len(list(d.iterdir())) for d in out.iterdir()}
+    assert counts == {"bee": 3 + 8, "ant": 7, "cat": 5}  # duplicates go to the first class only
+    # the images come from the offset on, by file name
+    assert sorted(p.name for p in (out / "ant").iterdir()) == [f"{i:03d}.png" for i in range(2, 9)]
+    for p in out.rglob("*.png"):
+        a = np.asarray(Image.open(p).convert("RGB"))
+        assert (a[..., 0] == a[..., 1]).all() and (a[..., 1] == a[..., 2]).all(), p
+    copies = sorted((out / "bee").glob("dup*"))
+    assert len(copies) == 8
+    for c in copies:  # each is a byte-identical copy of one of the first six kept images
+        original = out / "bee" / c.name.split("-", 1)[1]
+        assert c.read_bytes() == original.read_bytes()
+    assert len({c.name.split("-", 1)[1] for c in copies}) == 3  # only 3 kept images to copy from here
+
+    assert sorted(p.read_bytes() for p in (src / "train").rglob("*.png")) == before
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_a_colour_set_keeps_the_source_bytes(tmp_path):
+    cal = _calibrate_module()
+    src = _source(tmp_path / "src")
+    out = tmp_path / "set"
+    cal.make_clean_subset(src, out, cal.CleanSet(None, 4, offset=0))
+    for name in ("ant", "bee", "cat"):
+        got = sorted((out / name).iterdir())
+        assert [p.name for p in got] == [f"{i:03d}.png" for i in range(4)]
+        assert all(p.read_bytes() == (src / "train" / name / p.name).read_bytes() for p in got)
