@@ -75,7 +75,7 @@ class RichProgressReporter(Progress):
 
 # ---------------------------------------------------------------------------------- shared options
 PresetOpt = typer.Option("auto", "--preset", "-p", help=f"Settings preset: auto, {', '.join(PRESETS)}. "
-                         "auto = fast on a GPU, cpu otherwise; "
+                         "auto = fast on a GPU for 10,240 images or more, cpu otherwise; "
                          "paper = the paper's settings (GPU, hours); fast = CIFAR-10-sized audit in minutes on a GPU; "
                          "cpu = small datasets on a CPU.")
 ConfigOpt = typer.Option(None, "--config", "-c", help="JSON or TOML file of config fields (applied after the preset).",
@@ -93,7 +93,9 @@ NoCacheOpt = typer.Option(False, "--no-cache", help="Decode every image again an
 
 
 def _config(preset: str, config_file: Optional[Path], sets: Optional[List[str]], seed: Optional[int],
-            device: Optional[str], data_store: Optional[str] = None, no_cache: bool = False) -> Config:
+            device: Optional[str], data_store: Optional[str] = None, no_cache: bool = False,
+            data: Optional[Path] = None) -> Config:
+    """The resolved config; with ``--preset auto`` the dataset's size under ``data`` picks the preset."""
     overrides: dict = parse_overrides(sets)
     if seed is not None:
         overrides["seed"] = seed
@@ -103,7 +105,11 @@ def _config(preset: str, config_file: Optional[Path], sets: Optional[List[str]],
         overrides["data_store"] = data_store
     if no_cache:
         overrides["cache_dir"] = "off"
-    return resolve_config(preset, overrides, config_file)
+    num_images = None
+    if preset == "auto" and data is not None:
+        from .data.imagefolder import scan_tree
+        num_images = len(scan_tree(data).paths)  # a bad tree is refused here, as the command would
+    return resolve_config(preset, overrides, config_file, num_images)
 
 
 def _run(fn: Callable[[], int]) -> None:
@@ -185,7 +191,7 @@ def detect_target_cmd(
     from . import audit
 
     def body() -> int:
-        cfg = _config(preset, config_file, sets, seed, device, data_store, no_cache)
+        cfg = _config(preset, config_file, sets, seed, device, data_store, no_cache, data)
         _print_config(cfg, quiet or as_json)
         reporter = Progress() if quiet or as_json else RichProgressReporter(err)
         s = audit.detect(data, out, cfg, reporter)
@@ -241,7 +247,7 @@ def split_cmd(
 
     def body() -> int:
         cfg = _config(preset, config_file, (sets or []) + (["stop_after_init=true"] if init_only else []), seed, device,
-                      data_store, no_cache)
+                      data_store, no_cache, data)
         _print_config(cfg, quiet or as_json)
         reporter = Progress() if quiet or as_json else RichProgressReporter(err)
         s = audit.split(data, out, cfg, target=target, target_from=target_from, truth_manifest=truth, progress=reporter,
@@ -337,7 +343,8 @@ def train_clean_cmd(
         if arch is not None:
             overrides["arch"] = arch
             overrides.setdefault("width", 0)  # a width meant for the preset's net does not fit another
-        cfg = _config(preset, config_file, [f"{k}={v}" for k, v in overrides.items()], seed, device, data_store, no_cache)
+        cfg = _config(preset, config_file, [f"{k}={v}" for k, v in overrides.items()], seed, device, data_store, no_cache,
+                      data)
         _print_config(cfg, quiet or as_json)
         reporter = Progress() if quiet or as_json else RichProgressReporter(err)
         s = audit.train_clean(data, out, cfg, split, "baseline" if baseline else mode, resume, reporter)
@@ -456,11 +463,14 @@ def make_benchmark_cmd(
 @app.command("config")
 def config_cmd(
     preset: str = PresetOpt, config_file: Optional[Path] = ConfigOpt, sets: Optional[List[str]] = SetOpt,
+    data: Optional[Path] = typer.Option(None, "--data", help="With --preset auto: the ImageFolder tree whose size "
+                                        "picks the preset, as the commands that take DATA do."),
 ) -> None:
     """Print the resolved config (preset, then file, then --set) as JSON: every field and its value."""
 
     def body() -> int:
-        print(json.dumps(resolve_config(preset, parse_overrides(sets), config_file).to_dict(), indent=2, sort_keys=True))
+        cfg = _config(preset, config_file, sets, None, None, data=data)
+        print(json.dumps(cfg.to_dict(), indent=2, sort_keys=True))
         return EXIT_OK
 
     _run(body)

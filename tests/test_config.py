@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from bsd_audit.config import PRESETS, Config, parse_overrides, resolve_config
+from bsd_audit.config import AUTO_FAST_MIN_IMAGES, PRESETS, Config, auto_preset, parse_overrides, resolve_config
 from bsd_audit.errors import UsageError
 
 
@@ -108,3 +110,35 @@ def test_width_out_of_range_for_arch_is_refused():
         resolve_config("cpu", {"arch": "mobilenet_v2"})
     with pytest.raises(UsageError, match="resnet18 width"):
         resolve_config("paper", {"width": "0.5"})
+
+
+def test_auto_takes_the_cpu_preset_for_small_data_even_on_a_gpu():
+    # fast's 512-image batches give a small dataset too few warm-up steps (docs/decisions.md)
+    small, large = AUTO_FAST_MIN_IMAGES - 1, AUTO_FAST_MIN_IMAGES
+    assert auto_preset("cuda", small) == "cpu"
+    assert auto_preset("cuda:1", large) == "fast"
+    assert auto_preset("cpu", 10 * large) == "cpu"
+    assert resolve_config("auto", {"device": "cuda"}, num_images=2500).preset == "cpu"
+    cfg = resolve_config("auto", {"device": "cuda"}, num_images=50_000)
+    assert (cfg.preset, cfg.arch, cfg.altruistic_batch_size) == ("fast", "fastnet", 512)
+
+
+def test_auto_reads_the_device_from_the_config_file(tmp_path):
+    f = tmp_path / "cfg.json"
+    f.write_text('{"device": "cuda"}')
+    assert resolve_config("auto", None, f, num_images=AUTO_FAST_MIN_IMAGES).preset == "fast"
+    assert resolve_config("auto", {"device": "cpu"}, f, num_images=AUTO_FAST_MIN_IMAGES).preset == "cpu"
+
+
+def test_config_command_picks_auto_by_the_data_size(tmp_path):
+    from typer.testing import CliRunner
+
+    from bsd_audit.cli import app
+    from conftest import make_tiny_poisoned
+
+    make_tiny_poisoned(tmp_path / "data")  # 120 images
+    res = CliRunner().invoke(app, ["config", "--data", str(tmp_path / "data"), "--set", "device=cuda"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["preset"] == "cpu"
+    res = CliRunner().invoke(app, ["config", "--data", str(tmp_path / "missing")])
+    assert res.exit_code == 2 and "no such folder" in res.output
