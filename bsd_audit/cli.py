@@ -75,7 +75,7 @@ class RichProgressReporter(Progress):
 
 # ---------------------------------------------------------------------------------- shared options
 PresetOpt = typer.Option("auto", "--preset", "-p", help=f"Settings preset: auto, {', '.join(PRESETS)}. "
-                         "auto = fast on a GPU for 10,240 images or more, cpu otherwise; "
+                         "auto = fast on a GPU for 50,000 images or more, cpu otherwise; "
                          "paper = the paper's settings (GPU, hours); fast = CIFAR-10-sized audit in minutes on a GPU; "
                          "cpu = small datasets on a CPU.")
 ConfigOpt = typer.Option(None, "--config", "-c", help="JSON or TOML file of config fields (applied after the preset).",

@@ -202,10 +202,10 @@ def _coerce(name: str, raw: Any) -> Any:
         raise UsageError(f"config field {name} expects {'an' if kind is int else 'a'} {kind.__name__}, got {raw!r}") from exc
 
 
-# From here on the fast preset's 512-image batches give an epoch the 20 steps the cpu preset takes on
-# the 2,500-image sample it was calibrated on. Below it, fast's 12-epoch warm-up is too short: at 2,500
-# images it called Blended and SIG at 5 % clean, which the cpu preset catches (docs/decisions.md).
-AUTO_FAST_MIN_IMAGES = 10_240
+# The fast preset is for CIFAR-10-sized data: its 12-epoch warm-up in 512-image batches called Blended
+# at 5 % clean at 2,500 and at 10,000 images, where the cpu preset found it (docs/decisions.md). From
+# 50,000 images on, its warm-up takes as many steps as the cpu preset's did at 10,000.
+AUTO_FAST_MIN_IMAGES = 50_000
 
 
 def auto_preset(device: str = "auto", num_images: int | None = None) -> str:
