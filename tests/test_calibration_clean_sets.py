@@ -4,26 +4,12 @@ the first class's first images, without touching the source."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def _calibrate_module():
-    sys.path.insert(0, str(BENCHMARKS))  # the script imports its sibling tables.py
-    try:
-        spec = importlib.util.spec_from_file_location("calibrate_verdict", BENCHMARKS / "calibrate_verdict.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module  # its dataclass looks its module up there
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+from conftest import load_benchmark
 
 
 def _source(root: Path, classes=("ant", "bee", "cat"), per_class=12) -> Path:
@@ -36,7 +22,7 @@ def _source(root: Path, classes=("ant", "bee", "cat"), per_class=12) -> Path:
 
 
 def test_imbalanced_gray_and_duplicated_sets_are_built_as_specified(tmp_path):
-    cal = _calibrate_module()
+    cal = load_benchmark("calibrate_verdict")
     src = _source(tmp_path / "src")
     before = sorted(p.read_bytes() for p in (src / "train").rglob("*.png"))
 
@@ -63,7 +49,7 @@ def test_imbalanced_gray_and_duplicated_sets_are_built_as_specified(tmp_path):
 
 
 def test_a_colour_set_keeps_the_source_bytes(tmp_path):
-    cal = _calibrate_module()
+    cal = load_benchmark("calibrate_verdict")
     src = _source(tmp_path / "src")
     out = tmp_path / "set"
     cal.make_clean_subset(src, out, cal.CleanSet(None, 4, offset=0))

@@ -4,22 +4,12 @@ and the per-size figures, as a table and as JSON. No timing is asserted: only th
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
-from conftest import make_tiny_poisoned
+from conftest import load_benchmark, make_tiny_poisoned
 
-SPEED = Path(__file__).resolve().parents[1] / "benchmarks" / "speed.py"
 TINY = ["device=cpu", "arch=fastnet", "width=8", "image_size=16", "threads=1", "altruistic_batch_size=32",
         "warmup_batch_size=32", "mixmatch_batch_size=16", "eval_batch_size=64"]
-
-
-def _speed_module():
-    spec = importlib.util.spec_from_file_location("speed_benchmark", SPEED)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_speed_reports_every_promised_figure(tmp_path, capsys):
@@ -29,7 +19,7 @@ def test_speed_reports_every_promised_figure(tmp_path, capsys):
     argv = [str(data), "--preset", "cpu", "--steps", "2", "--sizes", "60", "200", "--workers", "1", "--json", str(out)]
     for pair in TINY:
         argv += ["--set", pair]
-    returned = _speed_module().main(argv)
+    returned = load_benchmark("speed").main(argv)
     doc = json.loads(out.read_text())
     assert doc == json.loads(json.dumps(returned))
 
