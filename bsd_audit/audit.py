@@ -148,7 +148,7 @@ def split(data: Path, out: Path, cfg: Config, target: str | None = None, target_
     truth = load_truth(truth_manifest, ds) if truth_manifest else None
     if target is not None and target not in ds.classes:
         raise BadInputError(f"--target {target!r} is not a class of {ds.root}; classes: {', '.join(ds.classes)}")
-    est = read_target_artifact(target_from, ds) if target_from is not None else None
+    est = read_target_artifact(target_from, ds, cfg) if target_from is not None else None
     # what, besides data and config, makes two runs the same run: a checkpoint of another is refused
     identity = {"command": "split", "target": target, "target_from_als": None if est is None else _digest(est.sce),
                 "truth": None if truth is None else _digest(truth)}

@@ -255,3 +255,16 @@ def test_target_from_incomplete(tmp_path, tiny, damage):
     r, outdir = _split_from(data, broken, tmp_path)
     _assert_refused(r, str(broken), "incomplete target artifact", "Re-run detect-target")
     assert _listing(outdir) == set()
+
+
+def test_target_from_another_altruistic_net(tmp_path, tiny):
+    """A target artifact whose altruistic model is another net (another preset's) cannot seed this
+    split's: refused by name with the fix, not a tensor-shape error half-way through."""
+    data, target = tiny
+    outdir = tmp_path / "out"
+    outdir.mkdir()
+    r = runner.invoke(app, ["split", str(data), "--target-from", str(target), "--out", str(outdir / "split.h5"), "-q",
+                            *TINY_SETS, "--set", "altruistic_arch=resnet18", "--set", "altruistic_width=8"])
+    _assert_refused(r, str(target), "altruistic model is fastnet width 8", "this run's is resnet18 width 8",
+                    "re-run detect-target")
+    assert _listing(outdir) == set()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from bsd_audit.config import AUTO_FAST_MIN_IMAGES, PRESETS, Config, auto_preset, parse_overrides, resolve_config
 from bsd_audit.errors import UsageError
@@ -120,7 +121,7 @@ def test_auto_takes_the_cpu_preset_for_small_data_even_on_a_gpu():
     assert auto_preset("cpu", 10 * large) == "cpu"
     assert resolve_config("auto", {"device": "cuda"}, num_images=2500).preset == "cpu"
     cfg = resolve_config("auto", {"device": "cuda"}, num_images=50_000)
-    assert (cfg.preset, cfg.arch, cfg.altruistic_batch_size) == ("fast", "fastnet", 512)
+    assert (cfg.preset, cfg.arch, cfg.warmup_batch_size) == ("fast", "fastnet", 512)
 
 
 def test_auto_reads_the_device_from_the_config_file(tmp_path):
@@ -142,3 +143,41 @@ def test_config_command_picks_auto_by_the_data_size(tmp_path):
     assert json.loads(res.stdout)["preset"] == "cpu"
     res = CliRunner().invoke(app, ["config", "--data", str(tmp_path / "missing")])
     assert res.exit_code == 2 and "no such folder" in res.output
+
+
+WARMUP_FIELDS = ("altruistic_net", "altruistic_warmup_epochs", "altruistic_batch_size", "altruistic_lr", "lga_gamma",
+                 "lga_mode", "loss_window", "isolation_share", "altruistic_augment")
+
+
+def test_fast_preset_keeps_the_calibrated_warm_up():
+    """The verdict's thresholds were calibrated on the cpu preset's altruistic warm-up; the fast preset
+    trains its main model on the fast net but its altruistic model exactly as the cpu preset does."""
+    fast, cpu = resolve_config("fast"), resolve_config("cpu")
+    assert [getattr(fast, f) for f in WARMUP_FIELDS] == [getattr(cpu, f) for f in WARMUP_FIELDS]
+    assert fast.altruistic_net == ("resnet18", 16) and (fast.arch, fast.width) == ("fastnet", 64)
+
+
+def test_altruistic_net_defaults_to_the_main_net():
+    cfg = resolve_config("paper", {"arch": "mobilenet_v2", "width": "0.5"})
+    assert cfg.altruistic_net == ("mobilenet_v2", 0.5)
+    assert resolve_config("paper", {"altruistic_arch": "fastnet"}).altruistic_net == ("fastnet", 0)
+
+
+def test_bad_altruistic_net_is_refused_by_name():
+    with pytest.raises(UsageError, match="altruistic_arch 'vgg'"):
+        resolve_config("paper", {"altruistic_arch": "vgg"})
+    with pytest.raises(UsageError, match="altruistic_width"):
+        resolve_config("cpu", {"altruistic_arch": "resnet18", "altruistic_width": "2.5"})
+
+
+def test_the_altruistic_model_is_built_on_its_own_net():
+    from bsd_audit.engine.runtime import make_runtime
+    from bsd_audit.method.altruistic import new_altruistic
+    from bsd_audit.models import FastNet, ResNet18
+
+    cfg = resolve_config("fast", {"device": "cpu"})
+    model, _ = new_altruistic(cfg, 3, make_runtime(cfg))
+    first_conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    assert isinstance(model, ResNet18) and first_conv.out_channels == 16
+    plain = resolve_config("cpu", {"device": "cpu", "arch": "fastnet", "width": "8"})
+    assert isinstance(new_altruistic(plain, 3, make_runtime(plain))[0], FastNet)

@@ -58,8 +58,10 @@ class Stream:
         return batch
 
 
-def new_model(cfg: Config, num_classes: int, rt: Runtime) -> nn.Module:
-    model = build_model(cfg.arch, num_classes, cfg.width).to(rt.device)
+def new_model(cfg: Config, num_classes: int, rt: Runtime, net: tuple[str, float] | None = None) -> nn.Module:
+    """The main model, or the net ``(arch, width)`` when given (the altruistic model's)."""
+    arch, width = net or (cfg.arch, cfg.width)
+    model = build_model(arch, num_classes, width).to(rt.device)
     if rt.channels_last:
         model = model.to(memory_format=torch.channels_last)
     if cfg.compile:

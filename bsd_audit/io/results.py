@@ -11,8 +11,8 @@ import numpy as np
 from ..errors import BadInputError
 from ..method.bsd import SplitResult
 from ..method.target import TargetEstimate
-from .artifacts import (atomic_h5, check_fingerprint, open_artifact, read_optimizer, read_tensors, write_optimizer,
-                        write_provenance, write_tensors)
+from .artifacts import (atomic_h5, check_fingerprint, config_of, open_artifact, read_optimizer, read_tensors,
+                        write_optimizer, write_provenance, write_tensors)
 
 
 def _write_target(g: h5py.Group, est: TargetEstimate, classes: list[str], used: int, source: str) -> None:
@@ -56,11 +56,21 @@ def write_target_artifact(path: Path, est: TargetEstimate, ds, cfg, device: str,
         write_optimizer(f.create_group("optimizer/altruistic"), est.optimizer_state)
 
 
-def read_target_artifact(path: Path, ds) -> TargetEstimate:
-    """Load a detect-target artifact for this dataset (fingerprint checked)."""
+def read_target_artifact(path: Path, ds, cfg=None) -> TargetEstimate:
+    """Load a detect-target artifact for this dataset (fingerprint checked; with ``cfg``, also that
+    its altruistic model is the net this config would train on)."""
     with open_artifact(path, "target") as f:
         try:
             check_fingerprint(f, ds, path)
+            if cfg is not None:
+                made = config_of(f)
+                net = (made.get("altruistic_arch") or made["arch"],
+                       made.get("altruistic_width", 0) if made.get("altruistic_arch") else made["width"])
+                if tuple(net) != tuple(cfg.altruistic_net):
+                    raise BadInputError(
+                        f"{path}: its altruistic model is {net[0]} width {net[1]:g} (preset {made.get('preset')}), "
+                        f"this run's is {cfg.altruistic_net[0]} width {cfg.altruistic_net[1]:g} (preset {cfg.preset}). "
+                        "Run split with the preset and settings detect-target used, or re-run detect-target.")
             t = f["target"]
             return TargetEstimate(
                 target=int(t.attrs["lga_target"]), votes=t["votes"][()], confidence=float(t.attrs["confidence"]),

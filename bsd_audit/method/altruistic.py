@@ -18,7 +18,7 @@ from .losses import lga_loss
 
 
 def new_altruistic(cfg: Config, num_classes: int, rt: Runtime) -> tuple[nn.Module, torch.optim.Optimizer]:
-    model = new_model(cfg, num_classes, rt)
+    model = new_model(cfg, num_classes, rt, cfg.altruistic_net)
     return model, torch.optim.Adam(model.parameters(), lr=cfg.altruistic_lr)
 
 
