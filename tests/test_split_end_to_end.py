@@ -10,6 +10,7 @@ import numpy as np
 from typer.testing import CliRunner
 
 from bsd_audit.cli import app
+from bsd_audit.models import build_model
 from conftest import TINY_OVERRIDES
 
 runner = CliRunner()
@@ -74,3 +75,21 @@ def test_split_reuses_detect_target_artifact(tiny_poisoned, tmp_path):
     assert s["source"] == "artifact" and s["target_name"] == "cat"
     r = _split(data, manifest_path, tmp_path / "u.h5", "--target", "bee")
     assert json.loads(r.stdout)["target_name"] == "bee" and json.loads(r.stdout)["source"] == "user"
+
+
+def test_split_with_its_own_altruistic_net(tiny_poisoned, tmp_path):
+    """The fast preset's shape: the altruistic model on another net than the main model. The split runs
+    through, each model's weights are stored in its own net's shapes, and the target is still found."""
+    data, manifest_path, _ = tiny_poisoned
+    out = tmp_path / "split.h5"
+    result = _split(data, manifest_path, out, "--set", "altruistic_arch=resnet18", "--set", "altruistic_width=4")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["target_name"] == "cat"
+    with h5py.File(out) as f:
+        alt = {k: f["weights/altruistic"][k].shape for k in f["weights/altruistic"]}
+        main = {k: f["weights/main"][k].shape for k in f["weights/main"]}
+    def shapes(arch, width):
+        return {k: tuple(v.shape) for k, v in build_model(arch, 3, width).state_dict().items()}
+
+    assert alt == shapes("resnet18", 4)
+    assert main == shapes("fastnet", TINY_OVERRIDES["width"])
