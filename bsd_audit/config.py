@@ -27,6 +27,14 @@ from .errors import UsageError
 ARCHS = ("resnet18", "mobilenet_v2", "fastnet")
 
 
+def altruistic_net_of(fields: dict[str, Any]) -> tuple[str, float]:
+    """(arch, width) of g_φ from config fields, a Config's or an artifact's stored ones (which may
+    predate altruistic_arch: then g_φ was the main model's net)."""
+    if fields.get("altruistic_arch"):
+        return fields["altruistic_arch"], fields.get("altruistic_width", 0)
+    return fields["arch"], fields["width"]
+
+
 @dataclass
 class Config:
     # --- data
@@ -116,7 +124,7 @@ class Config:
     @property
     def altruistic_net(self) -> tuple[str, float]:
         """(arch, width) of the altruistic model g_φ."""
-        return (self.altruistic_arch, self.altruistic_width) if self.altruistic_arch else (self.arch, self.width)
+        return altruistic_net_of(vars(self))
 
     @property
     def stage2_start(self) -> int:

@@ -88,8 +88,10 @@ def test_split_with_its_own_altruistic_net(tiny_poisoned, tmp_path):
     with h5py.File(out) as f:
         alt = {k: f["weights/altruistic"][k].shape for k in f["weights/altruistic"]}
         main = {k: f["weights/main"][k].shape for k in f["weights/main"]}
-    def shapes(arch, width):
-        return {k: tuple(v.shape) for k, v in build_model(arch, 3, width).state_dict().items()}
+    assert alt == _shapes("resnet18", 4)
+    assert main == _shapes("fastnet", TINY_OVERRIDES["width"])
 
-    assert alt == shapes("resnet18", 4)
-    assert main == shapes("fastnet", TINY_OVERRIDES["width"])
+
+def _shapes(arch: str, width: float) -> dict[str, tuple]:
+    """Every weight's shape in a fresh 3-class model of that net."""
+    return {k: tuple(v.shape) for k, v in build_model(arch, 3, width).state_dict().items()}

@@ -8,6 +8,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from ..config import altruistic_net_of
 from ..errors import BadInputError
 from ..method.bsd import SplitResult
 from ..method.target import TargetEstimate
@@ -56,6 +57,16 @@ def write_target_artifact(path: Path, est: TargetEstimate, ds, cfg, device: str,
         write_optimizer(f.create_group("optimizer/altruistic"), est.optimizer_state)
 
 
+def _check_altruistic_net(made: dict, cfg, path: Path) -> None:
+    """The artifact's g_φ weights load only into the net they were trained on."""
+    (arch, width), (now_arch, now_width) = altruistic_net_of(made), cfg.altruistic_net
+    if (arch, width) != (now_arch, now_width):
+        raise BadInputError(
+            f"{path}: its altruistic model is {arch} width {width:g} (preset {made.get('preset')}), this run's is "
+            f"{now_arch} width {now_width:g} (preset {cfg.preset}). Run split with the preset and settings "
+            "detect-target used, or re-run detect-target.")
+
+
 def read_target_artifact(path: Path, ds, cfg=None) -> TargetEstimate:
     """Load a detect-target artifact for this dataset (fingerprint checked; with ``cfg``, also that
     its altruistic model is the net this config would train on)."""
@@ -63,14 +74,7 @@ def read_target_artifact(path: Path, ds, cfg=None) -> TargetEstimate:
         try:
             check_fingerprint(f, ds, path)
             if cfg is not None:
-                made = config_of(f)
-                net = (made.get("altruistic_arch") or made["arch"],
-                       made.get("altruistic_width", 0) if made.get("altruistic_arch") else made["width"])
-                if tuple(net) != tuple(cfg.altruistic_net):
-                    raise BadInputError(
-                        f"{path}: its altruistic model is {net[0]} width {net[1]:g} (preset {made.get('preset')}), "
-                        f"this run's is {cfg.altruistic_net[0]} width {cfg.altruistic_net[1]:g} (preset {cfg.preset}). "
-                        "Run split with the preset and settings detect-target used, or re-run detect-target.")
+                _check_altruistic_net(config_of(f), cfg, path)
             t = f["target"]
             return TargetEstimate(
                 target=int(t.attrs["lga_target"]), votes=t["votes"][()], confidence=float(t.attrs["confidence"]),
