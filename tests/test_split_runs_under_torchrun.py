@@ -85,10 +85,16 @@ def test_torchrun_split_agrees_with_one_process(runs):
     assert "2 ranks" in s["device"]
     assert s["target_name"] == single["target_name"] == "cat"
     one, two = datasets(runs["one"]), datasets(runs["two"])
-    agreement = float((one["pools/clean"] == two["pools/clean"]).mean())
-    # Measured 0.88 on this set; two single-process runs with other seeds agree 0.36-0.83 here, so
-    # 0.8 is well above chance yet allows batch norm's per-rank statistics to move a few samples.
-    assert agreement >= 0.8, agreement
+    a, b = one["pools/clean"].astype(bool), two["pools/clean"].astype(bool)
+    agreement = float((a == b).mean())
+    # Agreement beyond what two pools of these sizes share by chance (Cohen's kappa): batch norm's
+    # per-rank statistics move samples, and on 120 samples the pool sizes move with them (48 and 74
+    # clean on one machine), so raw agreement depends on the CPU's rounding (0.88 on one machine, 0.78
+    # on another). Measured kappa 0.58 at 0.78 agreement; 0 is chance, and two single-process runs
+    # with other seeds agree 0.36-0.83, some below chance.
+    chance = float(a.mean() * b.mean() + (1 - a.mean()) * (1 - b.mean()))
+    kappa = (agreement - chance) / (1 - chance)
+    assert kappa >= 0.4, (agreement, chance, kappa)
     assert s["clean_size"] == int(two["pools/clean"].sum())
     # rank 0 alone wrote: the artifact and nothing else (no checkpoint left, no temp or per-rank file)
     assert sorted(p.name for p in runs["two"].parent.iterdir()) == ["split.h5"]
