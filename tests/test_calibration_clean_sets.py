@@ -4,6 +4,7 @@ the first class's first images, without touching the source."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -57,3 +58,20 @@ def test_a_colour_set_keeps_the_source_bytes(tmp_path):
         got = sorted((out / name).iterdir())
         assert [p.name for p in got] == [f"{i:03d}.png" for i in range(4)]
         assert all(p.read_bytes() == (src / "train" / name / p.name).read_bytes() for p in got)
+
+
+def test_every_poisoned_benchmark_and_variant_is_built_as_named(tmp_path):
+    """Each entry of POISONED and VARIANTS builds: its target class (bird unless named), its rate and its
+    trigger parameters are the ones the manifest records."""
+    cal = load_benchmark("calibrate_verdict")
+    cifar = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+    src = _source(tmp_path / "src", classes=cifar, per_class=20)
+    assert set(cal.POISONED) & set(cal.VARIANTS) == set()  # a variant never reuses a calibration set's name
+    for name, spec in {**cal.POISONED, **cal.VARIANTS}.items():
+        attack, rate, params, target = spec
+        bench = tmp_path / name
+        cal.build_poisoned(src, bench, spec, per_class=20)
+        m = json.loads((bench / "manifest.json").read_text())
+        assert m["attack"] == attack and m["target"] == (target or "bird"), name
+        assert m["num_poisoned"] == round(rate * 200), name
+        assert all(m["params"][k] == v for k, v in params.items()), name
