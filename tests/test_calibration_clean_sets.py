@@ -68,10 +68,9 @@ def test_every_poisoned_benchmark_and_variant_is_built_as_named(tmp_path):
     src = _source(tmp_path / "src", classes=cifar, per_class=20)
     assert set(cal.POISONED) & set(cal.VARIANTS) == set()  # a variant never reuses a calibration set's name
     for name, spec in {**cal.POISONED, **cal.VARIANTS}.items():
-        attack, rate, params, target = spec
         bench = tmp_path / name
         cal.build_poisoned(src, bench, spec, per_class=20)
         m = json.loads((bench / "manifest.json").read_text())
-        assert m["attack"] == attack and m["target"] == (target or "bird"), name
-        assert m["num_poisoned"] == round(rate * 200), name
-        assert all(m["params"][k] == v for k, v in params.items()), name
+        assert m["attack"] == spec.attack and m["target"] == (spec.target or "bird"), name
+        assert m["num_poisoned"] == round(spec.rate * 200), name
+        assert all(m["params"][k] == v for k, v in spec.params.items()), name
