@@ -34,6 +34,7 @@ def main() -> None:
     ap.add_argument("source", type=Path, help="clean ImageFolder with train/ and test/")
     ap.add_argument("--attacks", nargs="+", default=["badnets", "blended", "wanet"])
     ap.add_argument("--rate", type=float, default=0.05)
+    ap.add_argument("--target", help="target class name (default: the builder's, the third class)")
     ap.add_argument("--per-class", type=int, default=250)
     ap.add_argument("--test-per-class", type=int, default=100)
     ap.add_argument("--preset", default="cpu")
@@ -54,7 +55,7 @@ def main() -> None:
     for attack in args.attacks:
         bench = args.work / attack
         if not (bench / "manifest.json").exists():
-            build_benchmark(args.source, bench, attack, rate=args.rate, per_class=args.per_class,
+            build_benchmark(args.source, bench, attack, rate=args.rate, target=args.target, per_class=args.per_class,
                             test_per_class=args.test_per_class, seed=args.seed, overwrite=True)
         manifest = bench / "manifest.json"
         split_h5, base_h5, pur_h5 = (args.work / f"{attack}-{n}.h5" for n in ("split", "baseline", "purified"))
