@@ -179,7 +179,8 @@ def detect_target_cmd(
     preset: str = PresetOpt, config_file: Optional[Path] = ConfigOpt, sets: Optional[List[str]] = SetOpt,
     seed: Optional[int] = SeedOpt, device: Optional[str] = DeviceOpt,
     data_store: Optional[str] = DataStoreOpt, no_cache: bool = NoCacheOpt,
-    strict: bool = typer.Option(False, "--strict", help="Exit 4 when the LGA vote and the second-likely estimate disagree."),
+    strict: bool = typer.Option(False, "--strict", help="Exit 4 when the LGA vote and the second-likely estimate "
+                                "disagree (with the cpu preset they nearly always do: docs/decisions.md)."),
     fail_on_verdict: bool = typer.Option(False, "--fail-on-verdict", help="Exit 1 when the verdict is 'poisoned', "
                                          "6 when it is 'inconclusive' (the quickest gate: the warm-up alone)."),
     fail_on_confidence: Optional[float] = typer.Option(None, "--fail-on-confidence", help="Exit 1 when the LGA "
@@ -226,7 +227,8 @@ def split_cmd(
     preset: str = PresetOpt, config_file: Optional[Path] = ConfigOpt, sets: Optional[List[str]] = SetOpt,
     seed: Optional[int] = SeedOpt, device: Optional[str] = DeviceOpt,
     data_store: Optional[str] = DataStoreOpt, no_cache: bool = NoCacheOpt,
-    strict: bool = typer.Option(False, "--strict", help="Exit 4 when the two target estimates disagree."),
+    strict: bool = typer.Option(False, "--strict", help="Exit 4 when the two target estimates disagree (with the "
+                                "cpu preset they nearly always do: docs/decisions.md)."),
     init_only: bool = typer.Option(False, "--init-only", help="Quick gating mode: stop once the initial pools exist "
                                    "(skips the MixMatch stages; the verdict needs only the warm-up)."),
     fail_on_verdict: bool = typer.Option(False, "--fail-on-verdict", help="Exit 1 when the verdict is 'poisoned', "
