@@ -14,7 +14,10 @@ About 20-30 s per dataset on a 2-core CPU with the cpu preset (14 datasets by de
 --variants; 2026-11-30). The clean sets differ in classes, size, balance and colour, and one holds
 duplicated images, as scraped data does. --seeds repeats every run under other seeds: the verdict's false-alarm rate is a property of the
 training's randomness as much as of the data. --variants adds held-out attacks (other target classes,
-lower rates, weaker or larger triggers) that nothing was tuned on.
+lower rates, weaker or larger triggers) that nothing was tuned on. --asr also trains the no-defence
+baseline on each poisoned benchmark (about 75 s each) and reports its attack success rate, so that a
+miss on a backdoor that took hold is told apart from a miss on poison a model trained on the data never
+obeys (at 2,500 images, BadNets 1 % and WaNet 5 %).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import h5py
 import numpy as np
 from PIL import Image
 
-from bsd_audit.audit import detect, split
+from bsd_audit.audit import detect, evaluate, split, train_clean
 from bsd_audit.io.artifacts import strings
 from bsd_audit.benchmark import build_benchmark
 from bsd_audit.config import parse_overrides, resolve_config
@@ -60,6 +63,9 @@ CLEAN = {
     "clean-duplicates": CleanSet(("cat", "airplane", "automobile", "bird", "deer", "dog", "frog", "horse", "ship",
                                   "truck"), 150, 4000, duplicates=30),
 }
+
+
+TOOK_HOLD_ASR = 50.0  # percent: a baseline that obeys the trigger at least half the time has a backdoor
 
 
 class Poisoned(NamedTuple):
@@ -97,6 +103,24 @@ def build_poisoned(source: Path, bench: Path, spec: Poisoned, per_class: int) ->
         return
     build_benchmark(source, bench, spec.attack, rate=spec.rate, target=spec.target, per_class=per_class,
                     test_per_class=10, seed=2, params=spec.params, overwrite=True)
+
+
+def baseline_asr(bench: Path, out: Path, cfg) -> float | None:
+    """ASR (percent) of the no-defence model trained on ``bench`` as labelled: does the attack take hold?
+    Trained without flips, as benchmarks/purify_table.py does: a flip moves a corner trigger to the
+    other corner, and at 2,500 images the baseline then never learns even BadNets 5 %."""
+    if not out.exists():
+        train_clean(bench / "train", out, replace(cfg, aug_flip=False), None, "baseline")
+    return evaluate(out, bench / "test", bench / "test_triggered", truth=bench / "manifest.json")["asr"]
+
+
+def misses_by_hold(rows: list[dict]) -> dict:
+    """Poisoned runs with a measured baseline ASR, split by whether the attack took hold, and the
+    verdict's misses in each group."""
+    measured = [r for r in rows if r.get("baseline_asr") is not None]
+    held = [r["verdict"] != "poisoned" for r in measured if r["baseline_asr"] >= TOOK_HOLD_ASR]
+    weak = [r["verdict"] != "poisoned" for r in measured if r["baseline_asr"] < TOOK_HOLD_ASR]
+    return {"held": len(held), "held_missed": sum(held), "weak": len(weak), "weak_missed": sum(weak)}
 
 
 def make_clean_subset(source: Path, out: Path, spec: CleanSet) -> None:
@@ -151,6 +175,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="*", help="training seeds (default: the preset's); each runs every dataset")
     ap.add_argument("--variants", action="store_true",
                     help="also run the held-out attack variants (other targets, rates and trigger strengths)")
+    ap.add_argument("--asr", action="store_true",
+                    help="also train the no-defence baseline on each poisoned benchmark and report its ASR")
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     cfg = resolve_config(args.preset, parse_overrides(args.sets))
@@ -203,6 +229,9 @@ def main() -> None:
             p90 = precision_at_recall(v.suspicion, truth, 0.9)  # the ranking, whatever the list's cut
             row["rank_p_at_r90"] = None if p90 is None else round(p90, 3)
             row["list_uses_I"] = v.inputs["list_uses_indicator"]
+            if args.asr:  # the baseline's seed is the run's: each seed's run asks whether its own training obeys
+                base = art.with_name(art.name.replace(f"-{args.stage}.h5", "-baseline.h5"))
+                row["baseline_asr"] = baseline_asr(Path(manifest).parent, base, replace(cfg, seed=seed))
         if wall is not None:
             row[f"{args.stage}_s"] = wall
         rows.append(row)
@@ -213,6 +242,10 @@ def main() -> None:
     print(f"\nfalse alarms: {sum(r['verdict'] != 'clean' for r in clean_rows)} of {len(clean_rows)} clean runs "
           f"({sum(r['verdict'] == 'poisoned' for r in clean_rows)} poisoned); "
           f"misses: {sum(r['verdict'] != 'poisoned' for r in bad_rows)} of {len(bad_rows)} poisoned runs")
+    if any(r.get("baseline_asr") is not None for r in bad_rows):
+        m = misses_by_hold(bad_rows)
+        print(f"attacks that took hold (baseline ASR >= {TOOK_HOLD_ASR:g} %): missed {m['held_missed']} of "
+              f"{m['held']} runs; attacks that did not: missed {m['weak_missed']} of {m['weak']}")
     if clean_rows and bad_rows:
         print(f"largest clean score {max(r['score'] for r in clean_rows):.2f}; "
               f"smallest poisoned score {min(r['score'] for r in bad_rows):.2f}")

@@ -74,3 +74,38 @@ def test_every_poisoned_benchmark_and_variant_is_built_as_named(tmp_path):
         assert m["attack"] == spec.attack and m["target"] == (spec.target or "bird"), name
         assert m["num_poisoned"] == round(spec.rate * 200), name
         assert all(m["params"][k] == v for k, v in spec.params.items()), name
+
+
+def test_baseline_asr_trains_once_and_reads_the_backdoor(tmp_path, monkeypatch):
+    """--asr's baseline: trained on the benchmark as labelled, evaluated on its triggered test set,
+    and reused (not retrained) when the calibration runs again."""
+    from conftest import TINY_OVERRIDES, make_tiny_poisoned, make_tiny_test_sets
+    from bsd_audit.config import resolve_config
+
+    cal = load_benchmark("calibrate_verdict")
+    bench = tmp_path / "bench"
+    make_tiny_poisoned(bench / "train", n_poison=10)
+    (bench / "manifest.json").write_text((bench / "train_manifest.json").read_text())
+    make_tiny_test_sets(bench)
+    cfg = resolve_config("cpu", {**TINY_OVERRIDES, "purify_epochs": 12})
+    out = tmp_path / "base.h5"
+
+    asr = cal.baseline_asr(bench, out, cfg)
+    assert out.exists()
+    # the ASR is this model's on the benchmark's triggered test set, read with the manifest's target
+    assert asr == cal.evaluate(out, bench / "test", bench / "test_triggered", truth=bench / "manifest.json")["asr"]
+    # trained on the benchmark as labelled: it fits the training set, poisoned labels included
+    assert cal.evaluate(out, bench / "train")["ca"] >= 90.0
+
+    def no_training(*a, **k):
+        raise AssertionError("the baseline was trained again")
+    monkeypatch.setattr(cal, "train_clean", no_training)
+    assert cal.baseline_asr(bench, out, cfg) == asr
+
+
+def test_misses_are_split_by_whether_the_attack_took_hold():
+    cal = load_benchmark("calibrate_verdict")
+    rows = [{"verdict": "poisoned", "baseline_asr": 98.0}, {"verdict": "clean", "baseline_asr": 97.0},
+            {"verdict": "clean", "baseline_asr": 9.4}, {"verdict": "inconclusive", "baseline_asr": 44.1},
+            {"verdict": "poisoned", "baseline_asr": 12.0}, {"verdict": "clean"}]  # the last: --asr not run
+    assert cal.misses_by_hold(rows) == {"held": 2, "held_missed": 1, "weak": 3, "weak_missed": 2}
