@@ -85,7 +85,7 @@ def detect(data: Path, out: Path, cfg: Config, progress: Progress | None = None)
     _check_output(out)
     t0 = time.perf_counter()
     rt, ds, norm = prepare(data, cfg, progress)
-    progress.start("altruistic warm-up (LGA)", cfg.altruistic_warmup_epochs)
+    progress.start("altruistic warm-up (LGA)", cfg.lga_epochs)
     est = detect_target(ds, norm, cfg, rt, rt.generator(cfg.seed), progress)
     progress.finish()
     v = verdict_of(est, ds, est.target)
@@ -168,7 +168,7 @@ def split(data: Path, out: Path, cfg: Config, target: str | None = None, target_
         elif state is not None and state.estimate is not None:
             est, source = state.estimate, "lga"  # the warm-up was over when the run stopped
         else:
-            progress.start("altruistic warm-up (LGA)", cfg.altruistic_warmup_epochs)
+            progress.start("altruistic warm-up (LGA)", cfg.lga_epochs)
             est = detect_target(ds, norm, cfg, rt, gen, progress, resume=state.warmup if state else None,
                                 maybe_checkpoint=ckpt.warmup_epoch)
             progress.finish()

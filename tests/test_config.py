@@ -145,8 +145,8 @@ def test_config_command_picks_auto_by_the_data_size(tmp_path):
     assert res.exit_code == 2 and "no such folder" in res.output
 
 
-WARMUP_FIELDS = ("altruistic_net", "altruistic_warmup_epochs", "altruistic_batch_size", "altruistic_lr", "lga_gamma",
-                 "lga_mode", "loss_window", "isolation_share", "altruistic_augment")
+WARMUP_FIELDS = ("altruistic_net", "altruistic_warmup_epochs", "altruistic_warmups", "altruistic_batch_size",
+                 "altruistic_lr", "lga_gamma", "lga_mode", "loss_window", "isolation_share", "altruistic_augment")
 
 
 def test_fast_preset_keeps_the_calibrated_warm_up():

@@ -35,11 +35,13 @@ def tiny(tiny_split):
     return {**tiny_split, "straight": tiny_split["split"]}
 
 
-# TINY_OVERRIDES: 6 warm-up epochs; BSD epochs 0-2 main warm-up, 3 MixMatch on the initial pools,
-# 4-5 class completion, 6 selective drop
+# TINY_OVERRIDES: the cpu preset's 3 warm-ups of 6 epochs (epochs 0-5, 6-11, 12-17); BSD epochs 0-2
+# main warm-up, 3 MixMatch on the initial pools, 4-5 class completion, 6 selective drop
 @pytest.mark.parametrize("phase,epoch", [
     ("target", 1),  # mid warm-up
-    ("target", 5),  # warm-up done, target not yet estimated
+    ("target", 5),  # the first warm-up done: the next one starts from new weights
+    ("target", 8),  # mid second warm-up
+    ("target", 17),  # every warm-up done, target not yet estimated
     ("bsd", 1),  # main model warm-up
     ("bsd", 3),  # MixMatch on the fixed initial pools
     ("bsd", 4),  # MixMatch with class completion

@@ -18,6 +18,7 @@ from bsd_audit.errors import EXIT_DIVERGED, TrainingDivergedError
 from resume_helpers import OVERRIDES, SETS, assert_same_split, straight_split
 
 HUGE = 1e30
+LGA_EPOCHS = resolve_config("cpu", OVERRIDES).lga_epochs  # every epoch of every warm-up
 runner = CliRunner()
 
 
@@ -45,7 +46,8 @@ def test_split_warmup_diverges_exit_7(tiny, tmp_path):
     out = tmp_path / "s.h5"
     r = _cli("split", str(tiny["data"]), "--out", str(out), "--set", f"altruistic_lr={HUGE}")
     assert r.exit_code == EXIT_DIVERGED, r.output
-    assert r.stderr.startswith("error: training diverged: the altruistic warm-up (LGA) loss became NaN in epoch 1 of 6")
+    assert r.stderr.startswith("error: training diverged: the altruistic warm-up (LGA) loss became NaN in epoch 1 "
+                               f"of {LGA_EPOCHS}")
     assert f"--set altruistic_lr={Config().altruistic_lr:g}" in r.stderr  # back to the default
     assert "No checkpoint was written before it" in r.stderr  # the very first epoch diverged
     assert "Traceback" not in r.output
@@ -53,7 +55,7 @@ def test_split_warmup_diverges_exit_7(tiny, tmp_path):
 
 
 @pytest.mark.parametrize("field,stage,epoch,kept", [
-    ("warmup_lr", "main model warm-up", 1, "after 6 epoch(s) of the altruistic warm-up"),
+    ("warmup_lr", "main model warm-up", 1, f"after {LGA_EPOCHS} epoch(s) of the altruistic warm-up"),
     ("mixmatch_lr", "MixMatch (init stage)", 4, "after 3 epoch(s) of the BSD training"),
 ])
 def test_split_stage_diverges_then_resumes_with_a_lower_rate(tiny, tmp_path, field, stage, epoch, kept):
@@ -82,13 +84,13 @@ def test_altruistic_model_diverges_during_bsd(tiny, tmp_path):
         pass
 
     def stop_after_warmup(phase, e):
-        if phase == "target" and e == OVERRIDES["altruistic_warmup_epochs"] - 1:
+        if phase == "target" and e == LGA_EPOCHS - 1:
             raise Stop
 
     with pytest.raises(Stop):
         audit.split(tiny["data"], out, resolve_config("cpu", OVERRIDES), after_epoch=stop_after_warmup)
     with pytest.raises(TrainingDivergedError, match=r"the altruistic model loss became NaN in epoch 1 of 7.*"
-                                                    r"after 6 epoch\(s\) of the altruistic warm-up"):
+                                                    rf"after {LGA_EPOCHS} epoch\(s\) of the altruistic warm-up"):
         audit.split(tiny["data"], out, resolve_config("cpu", {**OVERRIDES, "altruistic_lr": HUGE}))
 
 

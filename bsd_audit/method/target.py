@@ -6,6 +6,12 @@ Two independent estimates from the altruistic warm-up:
   the majority of those per-epoch answers.
 The LGA vote decides; a disagreement is reported. The vote share and the loss gap of the isolated
 samples are kept as evidence, so a weak vote (no attack at all) can be told from a real one.
+
+Not in the paper: ``altruistic_warmups`` independent warm-ups (their own initialisation, batch
+order) pool their evidence. Each sample's window losses and fit ranks are averaged over all of them,
+and the vote is taken on the pooled losses. At a few thousand images one warm-up's fit of a 2-3 %
+trigger depends on its seed; a poisoned sample is fitted early in every run, an honest one only in
+some, so the average keeps the poison's tail and narrows the honest spread (docs/decisions.md).
 """
 
 from __future__ import annotations
@@ -59,10 +65,10 @@ class WarmupState:
     """The warm-up loop between two epochs: what a checkpoint keeps so that it continues as if it had
     never stopped (io/split_checkpoint.py). The device generator's state is kept beside it."""
 
-    epoch: int  # epochs completed
-    model: dict  # g_φ's state_dict
+    epoch: int  # epochs completed, counted over all warm-ups (run r's epoch e is r * E + e)
+    model: dict  # the current warm-up's g_φ state_dict
     optimizer: dict
-    sums: dict[str, torch.Tensor]  # per-sample sums over the window epochs so far: ce, sce, rank
+    sums: dict[str, torch.Tensor]  # per-sample sums over the window epochs so far, of every warm-up: ce, sce, rank
     second_per_epoch: list[int]
     history: list[float]
 
@@ -82,37 +88,56 @@ def majority(values: np.ndarray, num_classes: int) -> int:
     return int(np.argmax(np.bincount(values, minlength=num_classes)))
 
 
+def warmup_model(cfg: Config, num_classes: int, rt: Runtime, run: int):
+    """g_φ and its optimiser for warm-up ``run``. Run 0 draws its initial weights from torch's global
+    generator, as every model does; a later run from its own seed derived from ``cfg.seed``, so that
+    the global generator is left as one warm-up leaves it and a resumed run rebuilds the same weights."""
+    if run == 0:
+        return new_altruistic(cfg, num_classes, rt)
+    seed = int(np.random.SeedSequence([cfg.seed, run]).generate_state(1)[0])
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return new_altruistic(cfg, num_classes, rt)
+
+
 def detect_target(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, gen: torch.Generator,
                   progress=None, resume: WarmupState | None = None,
                   maybe_checkpoint: Callable[[WarmupState], None] = lambda state: None) -> TargetEstimate:
-    """Warm up g_φ with LGA on all of D and estimate ỹ_t.
+    """Warm up g_φ with LGA on all of D, ``altruistic_warmups`` times, and estimate ỹ_t.
 
     The per-sample losses that isolate poison (and feed ALS) are averaged over the last
-    ``loss_window`` share of warm-up epochs, read off the training forward passes (no extra pass
-    over D). Decision: a single end-of-warm-up evaluation is fragile at small scale, where LGA
-    makes the loss of every sample oscillate around γ from one epoch to the next; the average
-    keeps what is stable, poison fitted early and kept low (measured in docs/decisions.md).
+    ``loss_window`` share of each warm-up's epochs, read off the training forward passes (no extra
+    pass over D), and over the warm-ups. Decision: a single end-of-warm-up evaluation is fragile at
+    small scale, where LGA makes the loss of every sample oscillate around γ from one epoch to the
+    next; the average keeps what is stable, poison fitted early and kept low (measured in
+    docs/decisions.md). The last warm-up's g_φ is the one the split trains on.
 
     ``resume`` continues from a checkpointed state (``gen`` restored by the caller);
     ``maybe_checkpoint`` is called with the state at the end of every epoch.
     """
     C, N = ds.num_classes, len(ds)
-    model, opt = new_altruistic(cfg, C, rt)
-    E = cfg.altruistic_warmup_epochs
+    model, opt = warmup_model(cfg, C, rt, 0)  # built first always: it draws from torch's global generator
+    E, runs = cfg.altruistic_warmup_epochs, cfg.altruistic_warmups
     window_start = E - max(1, int(round(cfg.loss_window * E)))
     sums = {name: torch.zeros(N, device=rt.device) for name in ("ce", "sce", "rank")}
     ce_sum, sce_sum, rank_sum = sums["ce"], sums["sce"], sums["rank"]
     epoch_ce, epoch_sce = torch.zeros(N, device=rt.device), torch.zeros(N, device=rt.device)
     second_per_epoch, history, start = [], [], 0
     if resume is not None:
+        current = (resume.epoch - 1) // E  # the warm-up that wrote the state
+        if current > 0:
+            model, opt = warmup_model(cfg, C, rt, current)
         model.load_state_dict(resume.model)
         restore_optimizer(opt, resume.optimizer, cfg.altruistic_lr)
         for name, total in sums.items():
             total.copy_(torch.as_tensor(resume.sums[name]))
         second_per_epoch, history, start = list(resume.second_per_epoch), list(resume.history), resume.epoch
         if progress is not None:
-            progress.advance(start, f"resumed after LGA epoch {start}/{E}")
-    for epoch in range(start, E):
+            progress.advance(start, f"resumed after LGA epoch {start}/{E * runs}")
+    for step in range(start, E * runs):
+        run, epoch = divmod(step, E)
+        if epoch == 0 and run > 0:
+            model, opt = warmup_model(cfg, C, rt, run)
         counts = torch.zeros(C, device=rt.device, dtype=torch.long)
         in_window = epoch >= window_start
         # This epoch's per-sample figures, filled from the training forward passes (each sample once
@@ -129,7 +154,7 @@ def detect_target(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, 
                 epoch_sce[idx] = sce_loss(logits, y, cfg.sce_alpha, cfg.sce_beta, cfg.sce_log_clip)
 
         loss = altruistic_epoch(model, opt, ds, norm, cfg, rt, gen, lga=True, on_batch=tally)
-        history.append(check_finite(loss, "altruistic warm-up (LGA)", epoch, E, cfg, "altruistic_lr"))
+        history.append(check_finite(loss, "altruistic warm-up (LGA)", step, E * runs, cfg, "altruistic_lr"))
         sum_across_(counts, *((epoch_ce, epoch_sce) if in_window else ()))
         second_per_epoch.append(int(counts.argmax()))
         if in_window:
@@ -138,13 +163,14 @@ def detect_target(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, 
             # Rank of each sample's loss within the epoch, averaged over the window: LGA makes raw
             # losses swing from one epoch to the next, ranks are stable (the suspicion score, verdict.py)
             rank_sum += torch.argsort(torch.argsort(epoch_ce)).float() / max(N - 1, 1)
-        maybe_checkpoint(WarmupState(epoch + 1, model.state_dict(), opt.state_dict(), sums, second_per_epoch, history))
+        maybe_checkpoint(WarmupState(step + 1, model.state_dict(), opt.state_dict(), sums, second_per_epoch, history))
         if progress is not None:
-            progress.advance(1, f"LGA epoch {epoch + 1}/{E}: objective {history[-1]:.3f}")
-    epochs_in_window = E - window_start
-    ce = (ce_sum / epochs_in_window).cpu().numpy()
-    sce = (sce_sum / epochs_in_window).cpu().numpy()
-    fit_rank = (rank_sum / epochs_in_window).cpu().numpy()
+            where = f"LGA warm-up {run + 1}/{runs}, epoch {epoch + 1}/{E}" if runs > 1 else f"LGA epoch {epoch + 1}/{E}"
+            progress.advance(1, f"{where}: objective {history[-1]:.3f}")
+    window_epochs = (E - window_start) * runs
+    ce = (ce_sum / window_epochs).cpu().numpy()
+    sce = (sce_sum / window_epochs).cpu().numpy()
+    fit_rank = (rank_sum / window_epochs).cpu().numpy()
     labels = ds.labels.cpu().numpy()
     isolated, votes = lga_vote(ce, labels, C, cfg.isolation_share)
     target = int(np.argmax(votes))
