@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from speed import project, table  # noqa: E402
 
-from bsd_audit.config import Config, parse_overrides, resolve_config  # noqa: E402
+from bsd_audit.config import Config, lga_epochs, parse_overrides, resolve_config  # noqa: E402
 
 RATE_FIELDS = ("arch", "width", "precision", "channels_last", "compile")
 
@@ -54,7 +54,7 @@ def projection(speed: dict, images: int, classes: int, image_size: int, ranks: i
                         "images_per_s": {k: v["images_per_s"] for k, v in steps.items()}},
         "projected_for": {"images": images, "classes": classes, "image_size": image_size, "ranks": ranks,
                           "efficiency": efficiency, "decode_cores": decode_cores or cores_measured,
-                          "epochs": {"altruistic_warmup": cfg.lga_epochs, "T1": cfg.T1, "T2": cfg.T2,
+                          "epochs": {"altruistic_warmup": lga_epochs(cfg, images), "T1": cfg.T1, "T2": cfg.T2,
                                      "T3": cfg.T3, "mixmatch_iterations": cfg.mixmatch_iterations}},
         "decoded_cache_gb": round(decoded_gb, 2),
         "stages": stages, "total_s": total, "total_h": round(total / 3600, 2),

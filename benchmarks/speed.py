@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 
 from bsd_audit.audit import prepare
-from bsd_audit.config import Config, parse_overrides, resolve_config
+from bsd_audit.config import Config, lga_epochs, parse_overrides, resolve_config
 from bsd_audit.data import ImageDataset, Normalizer
 from bsd_audit.engine.loops import Stream, new_model, predict, train_epoch
 from bsd_audit.engine.overlap import overlap_enabled, side_by_side
@@ -293,7 +293,7 @@ def project(cfg: Config, n: int, num_classes: int, decode_rate: float, lga: floa
     T1, T2, T3 = cfg.T1, cfg.T2, cfg.T3
     rows = [
         ("decode (scan, decode, fingerprint, channel stats)", 1, n / decode_rate),
-        ("altruistic warm-up epoch (LGA step, over D)", cfg.lga_epochs, n / lga),
+        ("altruistic warm-up epoch (LGA step, over D)", lga_epochs(cfg, n), n / lga),
         ("main warm-up epoch (supervised step, over D_nt)", T1, n_nt / sup),
         ("altruistic epoch in BSD (same step, CE, over D)", min(T2, T3), n / lga),
         ("OSS at T1 (predict over D, with features)", 1, n / ev),

@@ -19,7 +19,7 @@ import h5py
 import numpy as np
 import torch
 
-from .config import Config
+from .config import Config, lga_epochs
 from .data import ImageDataset, Normalizer, load_imagefolder
 from .engine.distributed import barrier, is_main, world
 from .engine.progress import Progress
@@ -85,7 +85,7 @@ def detect(data: Path, out: Path, cfg: Config, progress: Progress | None = None)
     _check_output(out)
     t0 = time.perf_counter()
     rt, ds, norm = prepare(data, cfg, progress)
-    progress.start("altruistic warm-up (LGA)", cfg.lga_epochs)
+    progress.start("altruistic warm-up (LGA)", lga_epochs(cfg, len(ds)))
     est = detect_target(ds, norm, cfg, rt, rt.generator(cfg.seed), progress)
     progress.finish()
     v = verdict_of(est, ds, est.target)
@@ -168,7 +168,7 @@ def split(data: Path, out: Path, cfg: Config, target: str | None = None, target_
         elif state is not None and state.estimate is not None:
             est, source = state.estimate, "lga"  # the warm-up was over when the run stopped
         else:
-            progress.start("altruistic warm-up (LGA)", cfg.lga_epochs)
+            progress.start("altruistic warm-up (LGA)", lga_epochs(cfg, len(ds)))
             est = detect_target(ds, norm, cfg, rt, gen, progress, resume=state.warmup if state else None,
                                 maybe_checkpoint=ckpt.warmup_epoch)
             progress.finish()

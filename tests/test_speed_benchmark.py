@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+from bsd_audit.config import AUTO_WARMUPS
 from conftest import load_benchmark, make_tiny_poisoned
 
 TINY = ["device=cpu", "arch=fastnet", "width=8", "image_size=16", "threads=1", "altruistic_batch_size=32",
@@ -46,8 +47,9 @@ def test_speed_reports_every_promised_figure(tmp_path, capsys):
     assert doc["decode"]["images"] == 120 and doc["decode"]["seconds"] > 0
     stages = {row["stage"].split(" (")[0]: row for row in doc["stages"]}
     assert {"decode", "altruistic warm-up epoch", "main warm-up epoch", "MixMatch epoch", "pool update"} <= set(stages)
-    cfg = doc["config"]  # every epoch of every warm-up
-    assert stages["altruistic warm-up epoch"]["count"] == cfg["altruistic_warmup_epochs"] * cfg["altruistic_warmups"]
+    cfg = doc["config"]  # every epoch of every warm-up: 120 images, so auto (0) pools AUTO_WARMUPS
+    warmups = cfg["altruistic_warmups"] or AUTO_WARMUPS
+    assert stages["altruistic warm-up epoch"]["count"] == cfg["altruistic_warmup_epochs"] * warmups
     assert doc["projected_split_s"] == round(sum(row["seconds"] for row in doc["stages"]), 1) >= 0
 
     mem = doc["memory"]

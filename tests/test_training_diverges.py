@@ -12,13 +12,13 @@ from typer.testing import CliRunner
 
 from bsd_audit import audit
 from bsd_audit.cli import app
-from bsd_audit.config import Config, resolve_config
+from bsd_audit.config import Config, lga_epochs, resolve_config
 from bsd_audit.engine.loops import check_finite
 from bsd_audit.errors import EXIT_DIVERGED, TrainingDivergedError
 from resume_helpers import OVERRIDES, SETS, assert_same_split, straight_split
 
 HUGE = 1e30
-LGA_EPOCHS = resolve_config("cpu", OVERRIDES).lga_epochs  # every epoch of every warm-up
+LGA_EPOCHS = lga_epochs(resolve_config("cpu", OVERRIDES), 120)  # every epoch of every warm-up (120 images)
 runner = CliRunner()
 
 

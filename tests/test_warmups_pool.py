@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from bsd_audit.audit import prepare
-from bsd_audit.config import resolve_config
+from bsd_audit.config import AUTO_WARMUPS, AUTO_WARMUPS_MAX_IMAGES, lga_epochs, resolve_config, warmups_for
 from bsd_audit.engine.progress import Progress
 from bsd_audit.method.target import detect_target
 from conftest import TINY_OVERRIDES
@@ -48,7 +48,7 @@ def test_the_first_warm_up_is_the_single_one(runs):
 def test_every_epoch_of_every_warm_up_counts(runs):
     cfg, two, states = runs[2]
     E = cfg.altruistic_warmup_epochs
-    assert cfg.lga_epochs == 2 * E
+    assert lga_epochs(cfg, 120) == 2 * E
     assert [s["epoch"] for s in states] == list(range(1, 2 * E + 1))
     assert len(two.history) == len(two.second_likely_per_epoch) == 2 * E
     # the second warm-up starts from new weights: its first objective is a fresh model's, not the
@@ -73,7 +73,18 @@ def test_pooled_fit_rank_is_the_average_of_the_warm_ups(runs):
     assert np.array_equal(np.sort(lowest), np.sort(two.isolated))
 
 
-def test_warmups_must_be_at_least_one():
+def test_warmups_cannot_be_negative():
     from bsd_audit.errors import UsageError
     with pytest.raises(UsageError, match="altruistic_warmups"):
-        resolve_config("cpu", {"altruistic_warmups": "0"})
+        resolve_config("cpu", {"altruistic_warmups": "-1"})
+
+
+def test_auto_pools_warm_ups_on_small_data_only():
+    for preset in ("cpu", "fast"):
+        cfg = resolve_config(preset)
+        assert cfg.altruistic_warmups == 0  # auto
+        assert warmups_for(cfg, 2_500) == warmups_for(cfg, AUTO_WARMUPS_MAX_IMAGES) == AUTO_WARMUPS == 3
+        assert warmups_for(cfg, AUTO_WARMUPS_MAX_IMAGES + 1) == warmups_for(cfg, 50_000) == 1
+        assert lga_epochs(cfg, 2_500) == 3 * cfg.altruistic_warmup_epochs
+    assert warmups_for(resolve_config("paper"), 2_500) == 1  # the paper's single warm-up
+    assert warmups_for(resolve_config("cpu", {"altruistic_warmups": "5"}), 50_000) == 5  # a set count wins

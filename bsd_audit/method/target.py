@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..config import Config
+from ..config import Config, warmups_for
 from ..data import ImageDataset, Normalizer
 from ..engine.distributed import sum_across_
 from ..engine.loops import check_finite
@@ -103,7 +103,7 @@ def warmup_model(cfg: Config, num_classes: int, rt: Runtime, run: int):
 def detect_target(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, gen: torch.Generator,
                   progress=None, resume: WarmupState | None = None,
                   maybe_checkpoint: Callable[[WarmupState], None] = lambda state: None) -> TargetEstimate:
-    """Warm up g_φ with LGA on all of D, ``altruistic_warmups`` times, and estimate ỹ_t.
+    """Warm up g_φ with LGA on all of D, ``warmups_for(cfg, N)`` times, and estimate ỹ_t.
 
     The per-sample losses that isolate poison (and feed ALS) are averaged over the last
     ``loss_window`` share of each warm-up's epochs, read off the training forward passes (no extra
@@ -117,7 +117,7 @@ def detect_target(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, 
     """
     C, N = ds.num_classes, len(ds)
     model, opt = warmup_model(cfg, C, rt, 0)  # built first always: it draws from torch's global generator
-    E, runs = cfg.altruistic_warmup_epochs, cfg.altruistic_warmups
+    E, runs = cfg.altruistic_warmup_epochs, warmups_for(cfg, N)
     window_start = E - max(1, int(round(cfg.loss_window * E)))
     sums = {name: torch.zeros(N, device=rt.device) for name in ("ce", "sce", "rank")}
     ce_sum, sce_sum, rank_sum = sums["ce"], sums["sce"], sums["rank"]
