@@ -4,7 +4,8 @@ a target and always leaves ~40 % of the data in its poison pool, even on a clean
 The evidence is the altruistic warm-up's, which both `detect-target` and `split` compute:
 
 - ``fit_rank``: each sample's loss rank within its warm-up epoch (0 = fitted best), averaged over
-  the loss window, read on a logit scale so that differences near 0 are not squeezed.
+  the loss window and over the pooled warm-ups (``altruistic_warmups``: three on up to 10,000 images
+  with the cpu and fast presets), read on a logit scale so that differences near 0 are not squeezed.
 - A trigger is a shortcut: the altruistic model fits poisoned samples far better than honest
   samples of the same label, so the target class gets a *long lower tail*: a group well below the
   class's own median. Classes also differ in difficulty, but an easy class is shifted as a whole,
