@@ -10,10 +10,11 @@ thresholds can be re-examined without re-training:
 
     python benchmarks/calibrate_verdict.py ../shared/data/cifar10 --work runs/calibrate
 
-About 20-30 s per dataset on a 2-core CPU with the cpu preset (14 datasets by default, 22 with
---variants; 2026-11-30). The clean sets differ in classes, size, balance and colour, and one holds
-duplicated images, as scraped data does. --seeds repeats every run under other seeds: the verdict's false-alarm rate is a property of the
-training's randomness as much as of the data. --variants adds held-out attacks (other target classes,
+About 40-100 s per dataset on a 2-core CPU with the cpu preset and its three pooled warm-ups (14
+datasets by default, 22 with --variants; 2026-11-30). The clean sets differ in classes, size, balance
+and colour, and one holds duplicated images, as scraped data does. --seeds repeats every run under
+other seeds: the verdict's false-alarm rate is a property of the training's randomness as much as of
+the data. --variants adds held-out attacks (other target classes,
 lower rates, weaker or larger triggers) that nothing was tuned on. --asr also trains the no-defence
 baseline on each poisoned benchmark (about 75 s each) and reports its attack success rate, so that a
 miss on a backdoor that took hold is told apart from a miss on poison a model trained on the data never
