@@ -11,7 +11,7 @@ import torch
 from bsd_audit.audit import prepare
 from bsd_audit.config import AUTO_WARMUPS, AUTO_WARMUPS_MAX_IMAGES, lga_epochs, resolve_config, warmups_for
 from bsd_audit.engine.progress import Progress
-from bsd_audit.method.target import detect_target
+from bsd_audit.method.target import detect_target, window_epochs
 from conftest import TINY_OVERRIDES
 
 
@@ -62,7 +62,7 @@ def test_pooled_fit_rank_is_the_average_of_the_warm_ups(runs):
     cfg, two, states = runs[2]
     _, one, _ = runs[1]
     E = cfg.altruistic_warmup_epochs
-    window = max(1, int(round(cfg.loss_window * E)))  # window epochs per warm-up
+    window = window_epochs(cfg)  # per warm-up
     first = states[E - 1]["sums"]["rank"].numpy() / window
     second = (states[2 * E - 1]["sums"]["rank"] - states[E - 1]["sums"]["rank"]).numpy() / window
     assert np.allclose(first, one.fit_rank)  # the first warm-up's own ranks: the single run's

@@ -88,6 +88,11 @@ def majority(values: np.ndarray, num_classes: int) -> int:
     return int(np.argmax(np.bincount(values, minlength=num_classes)))
 
 
+def window_epochs(cfg: Config) -> int:
+    """Epochs at the end of each warm-up whose losses are averaged (the last ``loss_window`` share)."""
+    return max(1, int(round(cfg.loss_window * cfg.altruistic_warmup_epochs)))
+
+
 def warmup_model(cfg: Config, num_classes: int, rt: Runtime, run: int):
     """g_φ and its optimiser for warm-up ``run``. Run 0 draws its initial weights from torch's global
     generator, as every model does; a later run from its own seed derived from ``cfg.seed``, so that
@@ -118,7 +123,7 @@ def detect_target(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, 
     C, N = ds.num_classes, len(ds)
     model, opt = warmup_model(cfg, C, rt, 0)  # built first always: it draws from torch's global generator
     E, runs = cfg.altruistic_warmup_epochs, warmups_for(cfg, N)
-    window_start = E - max(1, int(round(cfg.loss_window * E)))
+    window_start = E - window_epochs(cfg)
     sums = {name: torch.zeros(N, device=rt.device) for name in ("ce", "sce", "rank")}
     ce_sum, sce_sum, rank_sum = sums["ce"], sums["sce"], sums["rank"]
     epoch_ce, epoch_sce = torch.zeros(N, device=rt.device), torch.zeros(N, device=rt.device)
@@ -167,10 +172,10 @@ def detect_target(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, 
         if progress is not None:
             where = f"LGA warm-up {run + 1}/{runs}, epoch {epoch + 1}/{E}" if runs > 1 else f"LGA epoch {epoch + 1}/{E}"
             progress.advance(1, f"{where}: objective {history[-1]:.3f}")
-    window_epochs = (E - window_start) * runs
-    ce = (ce_sum / window_epochs).cpu().numpy()
-    sce = (sce_sum / window_epochs).cpu().numpy()
-    fit_rank = (rank_sum / window_epochs).cpu().numpy()
+    counted = window_epochs(cfg) * runs  # window epochs over all warm-ups
+    ce = (ce_sum / counted).cpu().numpy()
+    sce = (sce_sum / counted).cpu().numpy()
+    fit_rank = (rank_sum / counted).cpu().numpy()
     labels = ds.labels.cpu().numpy()
     isolated, votes = lga_vote(ce, labels, C, cfg.isolation_share)
     target = int(np.argmax(votes))
