@@ -79,21 +79,45 @@ def target_summary(est: TargetEstimate, classes: list[str], used: int, source: s
     }
 
 
-def detect(data: Path, out: Path, cfg: Config, progress: Progress | None = None) -> dict:
-    """Stage 0 alone: estimate ỹ_t and write the target artifact."""
+def detect(data: Path, out: Path, cfg: Config, progress: Progress | None = None, resume: bool = True,
+           after_epoch=None) -> dict:
+    """Stage 0 alone: estimate ỹ_t and write the target artifact.
+
+    Like split, it writes a checkpoint beside ``out`` at the end of every warm-up epoch (split's
+    ``target`` phase: with pooled warm-ups stage 0 alone takes minutes at 10,000 images); with
+    ``resume`` a run started again continues from it and writes the artifact an uninterrupted run
+    would. The checkpoint is deleted once ``out`` is written."""
+    from .io.split_checkpoint import SplitCheckpoints
+
     progress = progress or Progress()
     _check_output(out)
     t0 = time.perf_counter()
     rt, ds, norm = prepare(data, cfg, progress)
-    progress.start("altruistic warm-up (LGA)", lga_epochs(cfg, len(ds)))
-    est = detect_target(ds, norm, cfg, rt, rt.generator(cfg.seed), progress)
-    progress.finish()
+    gen = rt.generator(cfg.seed)
+    # the numpy generator is unused by the warm-up; the checkpoint format keeps one for split
+    ckpt = SplitCheckpoints(checkpoint_path(out), {"command": "detect-target"}, cfg, ds, rt.describe(), gen,
+                            np.random.default_rng(cfg.seed), after_epoch)
+    if not resume:
+        _discard(ckpt.path)  # --no-resume: start again; the stale checkpoint must not be resumed later
+    state = ckpt.resume() if resume else None  # a split's checkpoint is refused: another run's identity
+    check_ranks_see(ckpt.path, None if state is None else (state.phase, state.epoch))
+    if state is not None:
+        progress.log(f"resumed from {ckpt.path}, {describe_checkpoint(ckpt.path)}"
+                     + "".join(f"; {k} {a:g} -> {b:g}" for k, (a, b) in state.changed.items()))
+    with _naming_checkpoint(ckpt.path):
+        progress.start("altruistic warm-up (LGA)", lga_epochs(cfg, len(ds)))
+        est = detect_target(ds, norm, cfg, rt, gen, progress, resume=state.warmup if state else None,
+                            maybe_checkpoint=ckpt.warmup_epoch)
+        progress.finish()
     v = verdict_of(est, ds, est.target)
-    write_target_artifact(out, est, ds, cfg, rt.describe(), v)
     summary = {"command": "detect-target", "artifact": str(out), "num_samples": len(ds), "classes": ds.classes,
                "fingerprint": ds.fingerprint, "device": rt.describe(),
                **target_summary(est, ds.classes, est.target, "lga"), "verdict": v.summary(),
+               "resumed_from": None if state is None else {"phase": state.phase, "epoch": state.epoch,
+                                                           "settings_changed": state.changed},
                "wall_time_s": round(time.perf_counter() - t0, 2)}
+    write_target_artifact(out, est, ds, cfg, rt.describe(), v)
+    _discard(ckpt.path)  # the artifact now holds the result the checkpoint led to
     return summary
 
 

@@ -185,17 +185,21 @@ def detect_target_cmd(
                                          "6 when it is 'inconclusive' (the quickest gate: the warm-up alone)."),
     fail_on_confidence: Optional[float] = typer.Option(None, "--fail-on-confidence", help="Exit 1 when the LGA "
                                                        "vote share of the target is at least this (0-1)."),
+    resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from the checkpoint beside --out "
+                                "(OUT.ckpt.h5, written every warm-up epoch) when an earlier run was interrupted."),
     as_json: bool = JsonOpt, quiet: bool = QuietOpt,
 ) -> None:
     """Estimate the attack's target label: altruistic warm-up with LGA, vote of the lowest-loss samples,
-    and the independent second-likely estimate. Writes ỹ_t, votes, confidence and isolated samples."""
+    and the independent second-likely estimate. Writes ỹ_t, votes, confidence and isolated samples.
+    A checkpoint beside --out is written every warm-up epoch: run the same command again after an
+    interruption and it continues where it stopped, with the same result as an uninterrupted run."""
     from . import audit
 
     def body() -> int:
         cfg = _config(preset, config_file, sets, seed, device, data_store, no_cache, data)
         _print_config(cfg, quiet or as_json)
         reporter = Progress() if quiet or as_json else RichProgressReporter(err)
-        s = audit.detect(data, out, cfg, reporter)
+        s = audit.detect(data, out, cfg, reporter, resume=resume)
         s["gate"] = gate = _gate(s, fail_on_verdict, fail_on_confidence, None)
         if as_json:
             print(json.dumps(s, sort_keys=True))
@@ -203,7 +207,9 @@ def detect_target_cmd(
             err.print(_target_table(s))
             v = s["verdict"]
             err.print(f"verdict: [bold]{v['verdict']}[/bold]: {escape(v['reason'])}")
-            err.print(f"wrote {out} in {s['wall_time_s']:.0f} s")
+            r = s["resumed_from"]
+            resumed = f", resumed from its checkpoint after warm-up epoch {r['epoch']}" if r else ""
+            err.print(f"wrote {out} in {s['wall_time_s']:.0f} s{resumed}")
         _warn_disagree(s, quiet or as_json)
         for reason in gate["reasons"]:
             err.print(f"[bold red]gate:[/bold red] {escape(reason)}", soft_wrap=True)

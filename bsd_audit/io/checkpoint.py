@@ -9,7 +9,7 @@ settings is refused instead of silently mixing two runs. The one exception is th
 (RESUME_MAY_CHANGE): lowering one is how a diverged run is continued from its last good epoch.
 
 Written atomically after every epoch: a kill at any moment leaves the previous checkpoint whole.
-train-clean (engine/purify.py) and split (io/split_checkpoint.py) both use this format; they differ
+train-clean (engine/purify.py), split and detect-target (io/split_checkpoint.py) use this format; they differ
 in which models, optimisers and arrays they put in it.
 """
 

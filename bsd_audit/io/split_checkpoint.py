@@ -1,7 +1,7 @@
 """split's checkpoint: where the run stands at an epoch boundary, so a killed run can continue.
 
 split trains in two phases, and its checkpoint (``OUT.ckpt.h5``, the format of io/checkpoint.py)
-holds the state of the one it is in:
+holds the state of the one it is in (detect-target runs the first alone and writes only it):
 
 - ``target``: the altruistic warm-up (method/target.py, WarmupState): g_φ and its optimiser, the
   per-sample loss sums over the window epochs, the per-epoch second-likely classes and objectives;

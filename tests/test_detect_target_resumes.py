@@ -1,0 +1,73 @@
+"""An interrupted `detect-target` continues from the checkpoint it writes at every warm-up epoch and
+writes the same target artifact, bit for bit, as a run that never stopped; --no-resume starts over,
+and a checkpoint of another run (a split's, other settings) is refused by name."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from bsd_audit import audit
+from bsd_audit.cli import app
+from bsd_audit.config import resolve_config
+from bsd_audit.errors import EXIT_BAD_INPUT, BadInputError
+from resume_helpers import OVERRIDES, SETS, Interrupt, checkpoint_attrs, datasets, stop_at
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def straight(tiny_split, tmp_path_factory):
+    """A detect-target run of the tiny poisoned set that was never interrupted."""
+    out = tmp_path_factory.mktemp("detect") / "target.h5"
+    audit.detect(tiny_split["data"], out, resolve_config("cpu", OVERRIDES))
+    return {"data": tiny_split["data"], "target": out}
+
+
+def assert_same_target(a, b) -> None:
+    """Same votes, losses, fit ranks, verdict inputs and altruistic weights, bit for bit."""
+    da, db = datasets(a), datasets(b)
+    assert da.keys() == db.keys() and any(k.startswith("weights/altruistic/") for k in da)
+    differ = [k for k in da if not np.array_equal(da[k], db[k], equal_nan=da[k].dtype.kind == "f")]
+    assert not differ, f"{len(differ)} dataset(s) differ, first: {differ[:5]}"
+
+
+# TINY_OVERRIDES: the cpu preset's 3 warm-ups of 6 epochs (epochs 0-5, 6-11, 12-17)
+@pytest.mark.parametrize("epoch", [2, 5, 17])  # mid warm-up; the first warm-up done; all done, no estimate yet
+def test_interrupted_detect_target_resumes_to_the_same_artifact(straight, tmp_path, epoch):
+    cfg = resolve_config("cpu", OVERRIDES)
+    out = tmp_path / "target.h5"
+    with pytest.raises(Interrupt):
+        audit.detect(straight["data"], out, cfg, after_epoch=stop_at("target", epoch))
+    ckpt = audit.checkpoint_path(out)
+    assert not out.exists() and checkpoint_attrs(ckpt) == {"phase": "target", "epoch": epoch + 1}
+    s = audit.detect(straight["data"], out, cfg)
+    assert s["resumed_from"] == {"phase": "target", "epoch": epoch + 1, "settings_changed": {}}
+    assert_same_target(straight["target"], out)
+    assert not ckpt.exists()  # deleted once the artifact is written
+
+
+def test_no_resume_starts_over_and_a_split_checkpoint_is_refused(straight, tmp_path):
+    out = tmp_path / "t.h5"
+    with pytest.raises(Interrupt):  # a run of other settings left a checkpoint
+        audit.detect(straight["data"], out, resolve_config("cpu", {**OVERRIDES, "seed": 5}),
+                     after_epoch=stop_at("target", 3))
+    ckpt = audit.checkpoint_path(out)
+    before = ckpt.read_bytes()
+    r = runner.invoke(app, ["detect-target", str(straight["data"]), "--out", str(out), "--preset", "cpu", "-q", *SETS])
+    assert r.exit_code == EXIT_BAD_INPUT and f"{ckpt}: checkpoint made with other settings" in r.stderr, r.output
+    assert "--no-resume" in r.stderr and ckpt.read_bytes() == before and not out.exists()
+
+    r = runner.invoke(app, ["detect-target", str(straight["data"]), "--out", str(out), "--preset", "cpu", "--json",
+                            "--no-resume", *SETS])
+    assert r.exit_code == 0, r.output
+    assert '"resumed_from": null' in r.stdout and not ckpt.exists()
+    assert_same_target(straight["target"], out)
+
+    # split and detect-target writing to the same name: neither resumes the other's run
+    cfg = resolve_config("cpu", OVERRIDES)
+    with pytest.raises(Interrupt):
+        audit.split(straight["data"], out, cfg, after_epoch=stop_at("target", 1))
+    with pytest.raises(BadInputError, match=r"t\.ckpt\.h5: checkpoint of another run \(command differ"):
+        audit.detect(straight["data"], out, cfg)
