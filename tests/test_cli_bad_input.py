@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from bsd_audit.audit import detect
 from bsd_audit.cli import app
-from bsd_audit.config import resolve_config
+from bsd_audit.config import lga_epochs, resolve_config
 from bsd_audit.errors import EXIT_BAD_INPUT, BadInputError
 from bsd_audit.data.imagefolder import load_imagefolder
 from bsd_audit.io.results import read_target_artifact
@@ -152,22 +152,29 @@ def test_out_is_a_folder(tmp_path, tiny):
 
 
 def test_disk_full_while_writing(tmp_path, tiny, monkeypatch):
-    """The disk fills up while the artifact is written: a clear error naming --out, nothing left."""
+    """The disk fills up while the artifact is written: a clear error naming --out, the previous file
+    unchanged, no partial file, and the finished warm-up's checkpoint kept, so the same command run
+    again once there is space writes the artifact without training again."""
     data, target = tiny
     import bsd_audit.io.results as results
 
     def full(*_a, **_k):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(results, "write_tensors", full)
-    outdir = tmp_path / "out"
-    outdir.mkdir()
-    out = outdir / "target.h5"
-    shutil.copy(target, out)
-    before = out.read_bytes()
-    r = _cli("detect-target", str(data), "--out", str(out))
-    _assert_refused(r, str(out), "No space left on device", "previous file is unchanged", "Free disk space")
-    assert out.read_bytes() == before
+    with monkeypatch.context() as m:
+        m.setattr(results, "write_tensors", full)
+        outdir = tmp_path / "out"
+        outdir.mkdir()
+        out = outdir / "target.h5"
+        shutil.copy(target, out)
+        before = out.read_bytes()
+        r = _cli("detect-target", str(data), "--out", str(out))
+        _assert_refused(r, str(out), "No space left on device", "previous file is unchanged", "Free disk space")
+        assert out.read_bytes() == before
+        assert _listing(outdir) == {"target.h5", "target.ckpt.h5"}
+    r = runner.invoke(app, ["detect-target", str(data), "--out", str(out), "--json", *TINY_SETS])
+    assert r.exit_code == 0, r.output
+    assert '"resumed_from": {"epoch": %d, "phase": "target"' % lga_epochs(resolve_config("cpu", dict(TINY)), 36) in r.stdout
     assert _listing(outdir) == {"target.h5"}
 
 
