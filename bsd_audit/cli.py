@@ -141,7 +141,7 @@ def _handled() -> None:
         raise typer.Exit(exc.exit_code)
     except KeyboardInterrupt:
         err.print("[bold red]interrupted[/bold red]: no artifact was written (any earlier one is unchanged); "
-                  "split and train-clean continue from their checkpoint when run again")
+                  "detect-target, split and train-clean continue from their checkpoint when run again")
         raise typer.Exit(130)
     except Exception:  # noqa: BLE001 - the last line of defence: report, exit with the documented code
         err.print("[bold red]internal error[/bold red] (please report it with the trace below):")

@@ -71,3 +71,29 @@ def test_no_resume_starts_over_and_a_split_checkpoint_is_refused(straight, tmp_p
         audit.split(straight["data"], out, cfg, after_epoch=stop_at("target", 1))
     with pytest.raises(BadInputError, match=r"t\.ckpt\.h5: checkpoint of another run \(command differ"):
         audit.detect(straight["data"], out, cfg)
+
+
+def test_ctrl_c_then_the_same_command_resumes(straight, tmp_path, monkeypatch):
+    """Ctrl-C during the warm-up: exit 130, a message that says the command continues, the checkpoint
+    on disk; the same command line run again resumes from it and writes the uninterrupted artifact."""
+    import bsd_audit.io.split_checkpoint as split_checkpoint
+
+    out = tmp_path / "t.h5"
+    calls = []
+
+    def ctrl_c_at_the_fourth_epoch():
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+
+    cmd = ["detect-target", str(straight["data"]), "--out", str(out), "--preset", "cpu", *SETS]
+    with monkeypatch.context() as m:
+        m.setattr(split_checkpoint, "epoch_delay", ctrl_c_at_the_fourth_epoch)
+        r = runner.invoke(app, [*cmd, "-q"])
+    assert r.exit_code == 130, r.output
+    assert "interrupted" in r.stderr and "detect-target, split and train-clean continue" in r.stderr
+    assert not out.exists() and checkpoint_attrs(audit.checkpoint_path(out)) == {"phase": "target", "epoch": 4}
+    r = runner.invoke(app, cmd)
+    assert r.exit_code == 0, r.output
+    assert "resumed from its checkpoint after warm-up epoch 4" in r.stderr
+    assert_same_target(straight["target"], out)
