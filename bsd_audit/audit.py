@@ -97,13 +97,7 @@ def detect(data: Path, out: Path, cfg: Config, progress: Progress | None = None,
     # the numpy generator is unused by the warm-up; the checkpoint format keeps one for split
     ckpt = SplitCheckpoints(checkpoint_path(out), {"command": "detect-target"}, cfg, ds, rt.describe(), gen,
                             np.random.default_rng(cfg.seed), after_epoch)
-    if not resume:
-        _discard(ckpt.path)  # --no-resume: start again; the stale checkpoint must not be resumed later
-    state = ckpt.resume() if resume else None  # a split's checkpoint is refused: another run's identity
-    check_ranks_see(ckpt.path, None if state is None else (state.phase, state.epoch))
-    if state is not None:
-        progress.log(f"resumed from {ckpt.path}, {describe_checkpoint(ckpt.path)}"
-                     + "".join(f"; {k} {a:g} -> {b:g}" for k, (a, b) in state.changed.items()))
+    state = _resume_state(ckpt, resume, progress)  # a split's checkpoint is refused: its identity differs
     with _naming_checkpoint(ckpt.path):
         progress.start("altruistic warm-up (LGA)", lga_epochs(cfg, len(ds)))
         est = detect_target(ds, norm, cfg, rt, gen, progress, resume=state.warmup if state else None,
@@ -178,13 +172,7 @@ def split(data: Path, out: Path, cfg: Config, target: str | None = None, target_
                 "truth": None if truth is None else _digest(truth)}
     gen, rng = rt.generator(cfg.seed), np.random.default_rng(cfg.seed)
     ckpt = SplitCheckpoints(checkpoint_path(out), identity, cfg, ds, rt.describe(), gen, rng, after_epoch)
-    if not resume:
-        _discard(ckpt.path)  # --no-resume: start again; the stale checkpoint must not be resumed later
-    state = ckpt.resume() if resume else None
-    check_ranks_see(ckpt.path, None if state is None else (state.phase, state.epoch))
-    if state is not None:
-        progress.log(f"resumed from {ckpt.path}, {describe_checkpoint(ckpt.path)}"
-                     + "".join(f"; {k} {a:g} -> {b:g}" for k, (a, b) in state.changed.items()))
+    state = _resume_state(ckpt, resume, progress)
     with _naming_checkpoint(ckpt.path):
         if est is not None:
             source = "artifact"
@@ -234,6 +222,20 @@ def split(data: Path, out: Path, cfg: Config, target: str | None = None, target_
     write_split_artifact(out, res, est, source, ds, cfg, rt.describe(), truth, summary, v)
     _discard(ckpt.path)  # the artifact now holds the result the checkpoint led to
     return summary
+
+
+def _resume_state(ckpt, resume: bool, progress: Progress):
+    """The state a SplitCheckpoints holds (None without one); with ``resume`` false the stale file is
+    deleted, so that it is not resumed later either. Under torchrun every rank must see the same."""
+    if not resume:
+        _discard(ckpt.path)
+        return None
+    state = ckpt.resume()
+    check_ranks_see(ckpt.path, None if state is None else (state.phase, state.epoch))
+    if state is not None:
+        progress.log(f"resumed from {ckpt.path}, {describe_checkpoint(ckpt.path)}"
+                     + "".join(f"; {k} {a:g} -> {b:g}" for k, (a, b) in state.changed.items()))
+    return state
 
 
 def _discard(path: Path) -> None:
