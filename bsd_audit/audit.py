@@ -110,7 +110,8 @@ def detect(data: Path, out: Path, cfg: Config, progress: Progress | None = None,
                "resumed_from": None if state is None else {"phase": state.phase, "epoch": state.epoch,
                                                            "settings_changed": state.changed},
                "wall_time_s": round(time.perf_counter() - t0, 2)}
-    write_target_artifact(out, est, ds, cfg, rt.describe(), v)
+    with _keeping_checkpoint(ckpt.path):
+        write_target_artifact(out, est, ds, cfg, rt.describe(), v)
     _discard(ckpt.path)  # the artifact now holds the result the checkpoint led to
     return summary
 
@@ -219,7 +220,8 @@ def split(data: Path, out: Path, cfg: Config, target: str | None = None, target_
         p90 = precision_at_recall(v.suspicion, truth, 0.9)  # the ranking itself, whatever the list's cut
         summary["truth"]["suspicion_precision_at_recall_0.9"] = None if p90 is None else round(p90, 4)
     summary["wall_time_s"] = round(time.perf_counter() - t0, 2)
-    write_split_artifact(out, res, est, source, ds, cfg, rt.describe(), truth, summary, v)
+    with _keeping_checkpoint(ckpt.path):
+        write_split_artifact(out, res, est, source, ds, cfg, rt.describe(), truth, summary, v)
     _discard(ckpt.path)  # the artifact now holds the result the checkpoint led to
     return summary
 
@@ -246,6 +248,19 @@ def _discard(path: Path) -> None:
 
 def _digest(values: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(values).tobytes()).hexdigest()[:16]
+
+
+@contextlib.contextmanager
+def _keeping_checkpoint(ckpt: Path):
+    """An output that cannot be written (a full disk) leaves the finished run's checkpoint: say so,
+    since running the same command again then only writes the output."""
+    try:
+        yield
+    except BadInputError as exc:
+        if not ckpt.exists():
+            raise
+        raise BadInputError(f"{exc} The finished run is kept in its checkpoint, {ckpt}: run the same command "
+                            "again (same --out) and it writes the output without training again.") from exc
 
 
 @contextlib.contextmanager
@@ -307,8 +322,9 @@ def train_clean(data: Path, out: Path, cfg: Config, split_path: Path | None = No
         "fingerprint": ds.fingerprint, "device": rt.describe(), "final_loss": round(res.history[-1]["loss"], 4),
     }
     summary["wall_time_s"] = round(time.perf_counter() - t0, 2)
-    write_model_artifact(out, res.model, ds, cfg, rt.describe(), mode, mean, std, target,
-                         "" if split_path is None else str(split_path), split_created, res.history, summary)
+    with _keeping_checkpoint(ckpt):
+        write_model_artifact(out, res.model, ds, cfg, rt.describe(), mode, mean, std, target,
+                             "" if split_path is None else str(split_path), split_created, res.history, summary)
     _discard(ckpt)  # the weights file now holds everything the checkpoint did
     return summary
 

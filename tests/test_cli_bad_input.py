@@ -169,7 +169,8 @@ def test_disk_full_while_writing(tmp_path, tiny, monkeypatch):
         shutil.copy(target, out)
         before = out.read_bytes()
         r = _cli("detect-target", str(data), "--out", str(out))
-        _assert_refused(r, str(out), "No space left on device", "previous file is unchanged", "Free disk space")
+        _assert_refused(r, str(out), "No space left on device", "previous file is unchanged", "Free disk space",
+                        f"checkpoint, {outdir / 'target.ckpt.h5'}: run the same command again")
         assert out.read_bytes() == before
         assert _listing(outdir) == {"target.h5", "target.ckpt.h5"}
     r = runner.invoke(app, ["detect-target", str(data), "--out", str(out), "--json", *TINY_SETS])

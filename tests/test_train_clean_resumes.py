@@ -64,3 +64,31 @@ def test_checkpoint_of_other_settings_is_refused(tiny_split, tmp_path):
     # --no-resume starts again from scratch and replaces the stale checkpoint
     s = audit.train_clean(tiny_split["data"], out, other, tiny_split["split"], resume=False)
     assert s["resumed_from_epoch"] == 0 and out.exists()
+
+
+def test_a_full_disk_at_the_weights_file_keeps_the_checkpoint(tiny_split, tmp_path, monkeypatch):
+    """The disk fills up as the weights are written: the error names the kept checkpoint, and the same
+    call once there is space writes the weights of an uninterrupted run without training again."""
+    import errno
+    import os
+
+    import bsd_audit.io.models as models
+
+    cfg = resolve_config("cpu", {**TINY_OVERRIDES, "purify_epochs": 2})
+    straight = tmp_path / "straight.h5"
+    audit.train_clean(tiny_split["data"], straight, cfg, None, "baseline")
+
+    def full(*_a, **_k):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    out = tmp_path / "purified.h5"
+    with monkeypatch.context() as m:
+        m.setattr(models, "write_tensors", full)
+        with pytest.raises(BadInputError, match=r"No space left on device.*run the same command again"):
+            audit.train_clean(tiny_split["data"], out, cfg, None, "baseline")
+    assert not out.exists() and audit.checkpoint_path(out).exists()
+    s = audit.train_clean(tiny_split["data"], out, cfg, None, "baseline")
+    assert s["resumed_from_epoch"] == 2
+    assert not audit.checkpoint_path(out).exists()
+    a, b = _weights(straight), _weights(out)
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
