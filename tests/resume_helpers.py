@@ -24,14 +24,20 @@ def datasets(path: Path) -> dict[str, np.ndarray]:
     return out
 
 
-def assert_same_split(a: Path, b: Path) -> None:
-    """Same pools, scores, history, target and weights, bit for bit (attributes such as the creation
-    time and the summary's wall time may differ)."""
+def assert_same_datasets(a: Path, b: Path, *required: str) -> None:
+    """Every dataset of two artifacts equal, bit for bit (attributes such as the creation time and the
+    summary's wall time may differ); each of ``required`` (a name or a group prefix) is among them."""
     da, db = datasets(a), datasets(b)
     assert da.keys() == db.keys()
-    assert any(k.startswith("weights/main/") for k in da) and "pools/clean" in da and "scores/indicator" in da
+    missing = [r for r in required if not any(k == r or k.startswith(r + "/") for k in da)]
+    assert not missing, f"not in {a}: {missing}"
     differ = [k for k in da if not np.array_equal(da[k], db[k], equal_nan=da[k].dtype.kind == "f")]
     assert not differ, f"{len(differ)} dataset(s) differ, first: {differ[:5]}"
+
+
+def assert_same_split(a: Path, b: Path) -> None:
+    """Same pools, scores, history, target and weights, bit for bit."""
+    assert_same_datasets(a, b, "weights/main", "pools/clean", "scores/indicator")
 
 
 def checkpoint_attrs(path: Path) -> dict:

@@ -4,7 +4,6 @@ and a checkpoint of another run (a split's, other settings) is refused by name."
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -12,7 +11,7 @@ from bsd_audit import audit
 from bsd_audit.cli import app
 from bsd_audit.config import resolve_config
 from bsd_audit.errors import EXIT_BAD_INPUT, BadInputError
-from resume_helpers import OVERRIDES, SETS, Interrupt, checkpoint_attrs, datasets, stop_at
+from resume_helpers import OVERRIDES, SETS, Interrupt, assert_same_datasets, checkpoint_attrs, stop_at
 
 runner = CliRunner()
 
@@ -27,10 +26,7 @@ def straight(tiny_split, tmp_path_factory):
 
 def assert_same_target(a, b) -> None:
     """Same votes, losses, fit ranks, verdict inputs and altruistic weights, bit for bit."""
-    da, db = datasets(a), datasets(b)
-    assert da.keys() == db.keys() and any(k.startswith("weights/altruistic/") for k in da)
-    differ = [k for k in da if not np.array_equal(da[k], db[k], equal_nan=da[k].dtype.kind == "f")]
-    assert not differ, f"{len(differ)} dataset(s) differ, first: {differ[:5]}"
+    assert_same_datasets(a, b, "weights/altruistic")
 
 
 # TINY_OVERRIDES: the cpu preset's 3 warm-ups of 6 epochs (epochs 0-5, 6-11, 12-17)
