@@ -27,21 +27,21 @@ import argparse
 import json
 import shutil
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-import h5py
 import numpy as np
 from PIL import Image
 
-from bsd_audit.audit import detect, evaluate, split, train_clean
-from bsd_audit.io.artifacts import strings
-from bsd_audit.benchmark import build_benchmark
+from bsd_audit.api import detect_target, evaluate, split, train_clean
+from bsd_audit.artifacts.h5 import read_samples
+from bsd_audit.artifacts.target import read_evidence
+from bsd_audit.attacks import build_benchmark
 from bsd_audit.config import parse_overrides, resolve_config
 from bsd_audit.metrics import precision_at_recall
 from tables import markdown_table  # benchmarks/tables.py: the script's own folder is on sys.path
-from bsd_audit.verdict import evidence_from_artifact, attack_verdict
+from bsd_audit.method.verdict import attack_verdict
 
 
 @dataclass(frozen=True)
@@ -111,8 +111,8 @@ def baseline_asr(bench: Path, out: Path, cfg) -> float | None:
     Trained without flips, as benchmarks/purify_table.py does: a flip moves a corner trigger to the
     other corner, and at 2,500 images the baseline then never learns even BadNets 5 %."""
     if not out.exists():
-        train_clean(bench / "train", out, replace(cfg, aug_flip=False), None, "baseline")
-    return evaluate(out, bench / "test", bench / "test_triggered", truth=bench / "manifest.json")["asr"]
+        train_clean(bench / "train", out, cfg.model_copy(update={"aug_flip": False}), None, "baseline")
+    return evaluate(out, bench / "test", bench / "test_triggered", truth=bench / "manifest.json").asr
 
 
 def misses_by_hold(rows: list[dict]) -> dict:
@@ -201,16 +201,14 @@ def main() -> None:
         wall = None
         if not art.exists():
             t0 = time.perf_counter()
-            run_cfg = replace(cfg, seed=seed)
+            run_cfg = cfg.model_copy(update={"seed": seed})
             if args.stage == "split":
                 split(data, art, run_cfg, truth_manifest=manifest)
             else:
-                detect(data, art, run_cfg)
+                detect_target(data, art, run_cfg)
             wall = round(time.perf_counter() - t0, 1)
-        with h5py.File(art, "r") as f:
-            ev = evidence_from_artifact(f)
-            paths = strings(f["samples/path"])
-            classes = strings(f["classes"])
+        ev = read_evidence(art)
+        classes, paths = read_samples(art)
         truth = None
         if manifest is not None:
             doc = json.loads(Path(manifest).read_text())
@@ -232,7 +230,7 @@ def main() -> None:
             row["list_uses_I"] = v.inputs["list_uses_indicator"]
             if args.asr:  # the baseline's seed is the run's: each seed's run asks whether its own training obeys
                 base = art.with_name(art.name.replace(f"-{args.stage}.h5", "-baseline.h5"))
-                row["baseline_asr"] = baseline_asr(Path(manifest).parent, base, replace(cfg, seed=seed))
+                row["baseline_asr"] = baseline_asr(Path(manifest).parent, base, cfg.model_copy(update={"seed": seed}))
         if wall is not None:
             row[f"{args.stage}_s"] = wall
         rows.append(row)

@@ -85,8 +85,8 @@ def child(args) -> dict:
     from bsd_audit.config import parse_overrides, resolve_config
     from bsd_audit.data import ImageDataset, Normalizer
     from bsd_audit.data.imagefolder import load_imagefolder
-    from bsd_audit.engine.loops import train_epoch
-    from bsd_audit.engine.runtime import make_runtime, seed_everything
+    from bsd_audit.training.loops import train_epoch
+    from bsd_audit.training.runtime import make_runtime, seed_everything
     from bsd_audit.method.altruistic import new_altruistic
     from bsd_audit.method.losses import lga_loss
 

@@ -37,7 +37,7 @@ def projection(speed: dict, images: int, classes: int, image_size: int, ranks: i
         if k in ("arch", "width", "image_size"):
             raise SystemExit(f"--set {k}: the measured rates belong to the measured model; measure again instead")
     # the measured run's config, then --set, typed and checked as the commands do
-    measured = {k: v for k, v in speed["config"].items() if k in Config.__dataclass_fields__ and k != "preset"}
+    measured = {k: v for k, v in speed["config"].items() if k in Config.model_fields and k != "preset"}
     cfg = resolve_config(speed["config"].get("preset", "paper"), {**measured, **overrides, "image_size": image_size})
     scale = (image_size / speed["image_size"]) ** 2  # per-image cost ~ pixels
     speedup = ranks * efficiency

@@ -1,6 +1,6 @@
 """The defence end to end: no-defence baseline vs the purified model, per attack (issue 3's table).
 
-For each attack: build the benchmark from a clean ImageFolder (bsd_audit.benchmark), run `split`,
+For each attack: build the benchmark from a clean ImageFolder (bsd_audit.attacks), run `split`,
 train the no-defence baseline and the purified model (`train-clean`), and `evaluate` both on the
 clean and the triggered test sets. Prints one JSON line per attack, then a markdown table of
 baseline CA/ASR, purified CA/ASR, DER and wall times. Steps whose output already exists in --work
@@ -17,8 +17,8 @@ import json
 import time
 from pathlib import Path
 
-from bsd_audit.audit import evaluate, split, train_clean
-from bsd_audit.benchmark import build_benchmark
+from bsd_audit.api import evaluate, split, train_clean
+from bsd_audit.attacks import build_benchmark
 from bsd_audit.config import parse_overrides, resolve_config
 from tables import markdown_table  # benchmarks/tables.py: the script's own folder is on sys.path
 
@@ -66,7 +66,7 @@ def main() -> None:
             _, times["baseline_s"] = _timed(train_clean, bench / "train", base_h5, train_cfg, None, "baseline")
         if not pur_h5.exists():
             _, times["purify_s"] = _timed(train_clean, bench / "train", pur_h5, train_cfg, split_h5, args.mode)
-        m = evaluate(pur_h5, bench / "test", bench / "test_triggered", base_h5, manifest, split_h5)
+        m = evaluate(pur_h5, bench / "test", bench / "test_triggered", base_h5, manifest, split_h5).to_dict()
         b = m["baseline"]
         row = {"attack": attack, "n": m["split_quality"]["num_poisoned"], "base_ca": b["ca"], "base_asr": b["asr"],
                "ca": m["ca"], "asr": m["asr"], "der": m["der"],

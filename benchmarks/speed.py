@@ -11,7 +11,7 @@ same code path):
 - wall time per stage (decode, one epoch of each training stage, one pool update) and the projected
   time of a whole `bsd-audit split` with the preset (each stage's time per epoch times its epochs);
 - one BSD epoch's two updates (MixMatch steps of the main model, the altruistic model's pass over D)
-  timed one after the other and at once (config ``overlap``, engine/overlap.py);
+  timed one after the other and at once (config ``overlap``, training/overlap.py);
 - peak memory of the host process and of the device;
 - with --sizes: the step timings on copies of the data of those sizes (a fixed random subset, or the
   images tiled when the folder is smaller), to show how an epoch's cost grows with N.
@@ -41,16 +41,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bsd_audit.audit import prepare
+from bsd_audit.api import prepare
 from bsd_audit.config import Config, lga_epochs, parse_overrides, resolve_config
 from bsd_audit.data import ImageDataset, Normalizer
-from bsd_audit.engine.loops import Stream, new_model, predict, train_epoch
-from bsd_audit.engine.overlap import overlap_enabled, side_by_side
-from bsd_audit.engine.progress import Progress
-from bsd_audit.engine.runtime import Runtime
+from bsd_audit.training.loops import Stream, new_model, predict, train_epoch
+from bsd_audit.training.overlap import overlap_enabled, side_by_side
+from bsd_audit.training.progress import Progress
+from bsd_audit.training.runtime import Runtime
 from bsd_audit.method.altruistic import altruistic_epoch, new_altruistic
 from bsd_audit.method.mixmatch import mixmatch_step, unsupervised_weight
-from bsd_audit.models import build_model
+from bsd_audit.training.nets import build_model
 
 # ------------------------------------------------------------------------------------- settings
 WARMUP_STEPS = 2  # untimed full batches before each timing: first calls pick kernels (and compile, with --compile)
@@ -201,7 +201,7 @@ def time_mixmatch(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, 
 def time_overlap(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, steps: int, n: int) -> dict:
     """One BSD epoch's two updates, as run_bsd runs them between T1 and T2: ``steps`` MixMatch steps
     of the main model and the altruistic model's CE pass over ``n`` images, one after the other and
-    then at once (engine/overlap.py, config ``overlap``)."""
+    then at once (training/overlap.py, config ``overlap``)."""
     mm = MixMatchSteps(ds, norm, cfg, rt)
     alt, alt_opt = new_altruistic(cfg, ds.num_classes, rt)
     alt_gen = rt.generator(cfg.seed + 1)

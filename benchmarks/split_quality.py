@@ -1,6 +1,6 @@
 """Split quality on poisoned benchmarks built from a clean ImageFolder (e.g. CIFAR-10).
 
-For each attack: build the benchmark (bsd_audit.benchmark), run `split` with the ground truth, and
+For each attack: build the benchmark (bsd_audit.attacks), run `split` with the ground truth, and
 report whether the target was found, the poison left in the clean pool, the clean-pool share, the
 AUROC of each score and the wall time. Example (2-core CPU, about 4-5 minutes per attack):
 
@@ -15,8 +15,8 @@ import json
 import time
 from pathlib import Path
 
-from bsd_audit.audit import split
-from bsd_audit.benchmark import build_benchmark
+from bsd_audit.api import split
+from bsd_audit.attacks import build_benchmark
 from bsd_audit.config import parse_overrides, resolve_config
 from tables import markdown_table  # benchmarks/tables.py: the script's own folder is on sys.path
 
@@ -43,7 +43,7 @@ def main() -> None:
                             test_per_class=10, seed=args.seed, overwrite=True)
         manifest = json.loads((bench / "manifest.json").read_text())
         t0 = time.perf_counter()
-        s = split(bench / "train", args.work / f"{attack}-split.h5", cfg, truth_manifest=bench / "manifest.json")
+        s = split(bench / "train", args.work / f"{attack}-split.h5", cfg, truth_manifest=bench / "manifest.json").to_dict()
         tr = s["truth"]
         rows.append({
             "attack": attack, "n": s["num_samples"], "poisoned": tr["num_poisoned"],

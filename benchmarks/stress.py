@@ -21,17 +21,17 @@ import tempfile
 import time
 from pathlib import Path
 
-import h5py
 import numpy as np
 
-from bsd_audit.audit import split
+from bsd_audit.api import split
+from bsd_audit.artifacts.split import read_split
 from bsd_audit.config import parse_overrides, resolve_config
-from bsd_audit.engine.progress import Progress
+from bsd_audit.training.progress import Progress
 
 
 def _pools(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    with h5py.File(path, "r") as f:
-        return f["pools/clean"][()], f["scores/indicator"][()]
+    sp = read_split(path)
+    return sp.clean, sp.scores["indicator"]
 
 
 def main() -> None:

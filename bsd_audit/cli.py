@@ -1,6 +1,7 @@
-"""The command line: parse, resolve the config, call the engine (audit.py), format, map to exit codes.
+"""The command line: parse options, call the commands in api.py, print their results, exit with the gate's code.
 
-No maths here. Exit codes are listed in errors.py, the README and the man pages.
+No maths and no decisions here: the config is resolved in config.py, the work is done in api.py, the
+exit codes are decided in report/gate.py (errors.py, the README and the man pages list them).
 """
 
 from __future__ import annotations
@@ -10,19 +11,21 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Any, Callable, List, Optional
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from . import __version__
-from .config import PRESETS, Config, parse_overrides, resolve_config
-from .engine.progress import Progress
-from .errors import (EXIT_BAD_INPUT, EXIT_INCONCLUSIVE, EXIT_INTERNAL, EXIT_MODEL_GATE, EXIT_OK, EXIT_POISON,
-                     EXIT_TARGET_DISAGREE, AuditError)
+from . import __version__, api
+from .attacks import build_benchmark
+from .config import PRESETS, Config, parse_overrides
+from .errors import EXIT_INTERNAL, EXIT_OK, AuditError, BadInputError
+from .report import export, write_report
+from .report.gate import AuditGate, audit_gate
+from .report.tables import metrics_table, split_table, target_table
+from .training.progress import Progress
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 finished (no threshold passed); 1 poison found above a threshold; 2 bad input or usage; "
@@ -92,24 +95,13 @@ NoCacheOpt = typer.Option(False, "--no-cache", help="Decode every image again an
                           "decoded images are kept in $BSD_AUDIT_CACHE_DIR, else ~/.cache/bsd-audit, for the next command).")
 
 
-def _config(preset: str, config_file: Optional[Path], sets: Optional[List[str]], seed: Optional[int],
-            device: Optional[str], data_store: Optional[str] = None, no_cache: bool = False,
-            data: Optional[Path] = None) -> Config:
-    """The resolved config; with ``--preset auto`` the dataset's size under ``data`` picks the preset."""
-    overrides: dict = parse_overrides(sets)
-    if seed is not None:
-        overrides["seed"] = seed
-    if device is not None:
-        overrides["device"] = device
-    if data_store is not None:
-        overrides["data_store"] = data_store
-    if no_cache:
-        overrides["cache_dir"] = "off"
-    num_images = None
-    if preset == "auto" and data is not None:
-        from .data.imagefolder import scan_tree
-        num_images = len(scan_tree(data).paths)  # a bad tree is refused here, as the command would
-    return resolve_config(preset, overrides, config_file, num_images)
+def _configure(preset: str, config_file: Optional[Path], sets: Optional[List[str]], data: Optional[Path] = None,
+               **typed: Any) -> api.Configured:
+    """The resolved config from the preset, the config file, --set pairs and the typed options (those
+    not None; later wins). With ``--preset auto`` the scan of ``data`` picks the preset and is reused."""
+    overrides: dict[str, Any] = parse_overrides(sets)
+    overrides.update({k: v for k, v in typed.items() if v is not None})
+    return api.configure(preset, overrides, config_file, data)
 
 
 def _run(fn: Callable[[], int]) -> None:
@@ -154,21 +146,15 @@ def _print_config(cfg: Config, quiet: bool) -> None:
         err.print("[dim]config: " + cfg.to_json() + "[/dim]", highlight=False)
 
 
-def _target_table(s: dict) -> Table:
-    t = Table(title="Target label", show_header=False)
-    t.add_row("target used", f"[bold]{s['target_name']}[/bold] ({s['source']})")
-    t.add_row("LGA vote", f"{s['lga_target_name']} with {s['confidence']:.0%} of the isolated samples")
-    t.add_row("second-likely estimate", s["second_likely_name"] + ("" if s["agree"] else "  [yellow](disagrees)[/yellow]"))
-    t.add_row("loss gap of isolated samples", f"{s['loss_gap']:.3f}")
-    t.add_row("votes", ", ".join(f"{k}: {v}" for k, v in s["votes"].items() if v))
-    return t
-
-
-def _warn_disagree(s: dict, quiet: bool) -> None:
+def _finish(s: dict, gate: AuditGate, quiet: bool) -> int:
+    """The end of detect-target and split: the disagreement warning, the gate's reasons, its exit code."""
     if not s["agree"] and not quiet:
         err.print(f"[bold yellow]warning:[/bold yellow] the two target estimates disagree (LGA vote "
                   f"{s['lga_target_name']}, second-likely {s['second_likely_name']}); the LGA vote is used. "
                   "Inspect the votes, or pass --target if the attack's target is known.")
+    for reason in gate.reasons:
+        err.print(f"[bold red]gate:[/bold red] {escape(reason)}", soft_wrap=True)
+    return gate.exit_code
 
 
 # ---------------------------------------------------------------------------------- commands
@@ -180,7 +166,7 @@ def detect_target_cmd(
     seed: Optional[int] = SeedOpt, device: Optional[str] = DeviceOpt,
     data_store: Optional[str] = DataStoreOpt, no_cache: bool = NoCacheOpt,
     strict: bool = typer.Option(False, "--strict", help="Exit 4 when the LGA vote and the second-likely estimate "
-                                "disagree (with the cpu preset they nearly always do: docs/decisions.md)."),
+                                "disagree (with the cpu preset they nearly always do: docs/decisions/0005-second-likely-estimate.md)."),
     fail_on_verdict: bool = typer.Option(False, "--fail-on-verdict", help="Exit 1 when the verdict is 'poisoned', "
                                          "6 when it is 'inconclusive' (the quickest gate: the warm-up alone)."),
     fail_on_confidence: Optional[float] = typer.Option(None, "--fail-on-confidence", help="Exit 1 when the LGA "
@@ -193,29 +179,25 @@ def detect_target_cmd(
     and the independent second-likely estimate. Writes ỹ_t, votes, confidence and isolated samples.
     A checkpoint beside --out is written every warm-up epoch: run the same command again after an
     interruption and it continues where it stopped, with the same result as an uninterrupted run."""
-    from . import audit
-
     def body() -> int:
-        cfg = _config(preset, config_file, sets, seed, device, data_store, no_cache, data)
-        _print_config(cfg, quiet or as_json)
+        c = _configure(preset, config_file, sets, data, seed=seed, device=device, data_store=data_store,
+                       cache_dir="off" if no_cache else None)
+        _print_config(c.cfg, quiet or as_json)
         reporter = Progress() if quiet or as_json else RichProgressReporter(err)
-        s = audit.detect(data, out, cfg, reporter, resume=resume)
-        s["gate"] = gate = _gate(s, fail_on_verdict, fail_on_confidence, None)
+        s = api.detect_target(data, out, c.cfg, reporter, resume=resume, tree=c.tree).to_dict()
+        gate = audit_gate(s["verdict"]["verdict"], s["verdict"]["reason"], s["confidence"],
+                          s["verdict"]["suspicious_share"], s["agree"], fail_on_verdict, fail_on_confidence, None, strict)
+        s["gate"] = gate.to_dict()
         if as_json:
             print(json.dumps(s, sort_keys=True))
         elif not quiet:
-            err.print(_target_table(s))
+            err.print(target_table(s))
             v = s["verdict"]
             err.print(f"verdict: [bold]{v['verdict']}[/bold]: {escape(v['reason'])}")
             r = s["resumed_from"]
             resumed = f", resumed from its checkpoint after warm-up epoch {r['epoch']}" if r else ""
             err.print(f"wrote {out} in {s['wall_time_s']:.0f} s{resumed}")
-        _warn_disagree(s, quiet or as_json)
-        for reason in gate["reasons"]:
-            err.print(f"[bold red]gate:[/bold red] {escape(reason)}", soft_wrap=True)
-        if strict and not s["agree"]:
-            return EXIT_TARGET_DISAGREE
-        return gate["exit_code"]
+        return _finish(s, gate, quiet or as_json)
 
     _run(body)
 
@@ -234,7 +216,7 @@ def split_cmd(
     seed: Optional[int] = SeedOpt, device: Optional[str] = DeviceOpt,
     data_store: Optional[str] = DataStoreOpt, no_cache: bool = NoCacheOpt,
     strict: bool = typer.Option(False, "--strict", help="Exit 4 when the two target estimates disagree (with the "
-                                "cpu preset they nearly always do: docs/decisions.md)."),
+                                "cpu preset they nearly always do: docs/decisions/0005-second-likely-estimate.md)."),
     init_only: bool = typer.Option(False, "--init-only", help="Quick gating mode: stop once the initial pools exist "
                                    "(skips the MixMatch stages; the verdict needs only the warm-up)."),
     fail_on_verdict: bool = typer.Option(False, "--fail-on-verdict", help="Exit 1 when the verdict is 'poisoned', "
@@ -251,76 +233,28 @@ def split_cmd(
     and selective drop. Writes per-sample OSS, ALS and I scores, clean/poison index lists and the pool history.
     A checkpoint beside --out is written every epoch: run the same command again after an interruption and it
     continues where it stopped, with the same result as an uninterrupted run."""
-    from . import audit
-
     def body() -> int:
-        cfg = _config(preset, config_file, (sets or []) + (["stop_after_init=true"] if init_only else []), seed, device,
-                      data_store, no_cache, data)
-        _print_config(cfg, quiet or as_json)
+        c = _configure(preset, config_file, sets, data, seed=seed, device=device, data_store=data_store,
+                       cache_dir="off" if no_cache else None, stop_after_init=True if init_only else None)
+        _print_config(c.cfg, quiet or as_json)
         reporter = Progress() if quiet or as_json else RichProgressReporter(err)
-        s = audit.split(data, out, cfg, target=target, target_from=target_from, truth_manifest=truth, progress=reporter,
-                        resume=resume)
-        s["gate"] = gate = _gate(s, fail_on_verdict, fail_on_confidence, fail_on_flagged)
+        s = api.split(data, out, c.cfg, target=target, target_from=target_from, truth_manifest=truth,
+                      progress=reporter, resume=resume, tree=c.tree).to_dict()
+        gate = audit_gate(s["verdict"]["verdict"], s["verdict"]["reason"], s["confidence"],
+                          s["verdict"]["suspicious_share"], s["agree"], fail_on_verdict, fail_on_confidence,
+                          fail_on_flagged, strict)
+        s["gate"] = gate.to_dict()
         if as_json:
             print(json.dumps(s, sort_keys=True))
         elif not quiet:
-            err.print(_target_table(s))
-            err.print(_split_table(s))
+            err.print(target_table(s))
+            err.print(split_table(s))
             r = s["resumed_from"]
             resumed = f", resumed from its checkpoint ({r['phase']} phase, epoch {r['epoch']})" if r else ""
             err.print(f"wrote {out} in {s['wall_time_s']:.0f} s{resumed}")
-        _warn_disagree(s, quiet or as_json)
-        for reason in gate["reasons"]:
-            err.print(f"[bold red]gate:[/bold red] {escape(reason)}", soft_wrap=True)
-        if strict and not s["agree"]:
-            return EXIT_TARGET_DISAGREE
-        return gate["exit_code"]
+        return _finish(s, gate, quiet or as_json)
 
     _run(body)
-
-
-def _gate(s: dict, on_verdict: bool, min_confidence: float | None, min_flagged: float | None) -> dict:
-    """The CI gate: which of the user's thresholds the audit crossed, and the exit code that follows."""
-    reasons, code = [], EXIT_OK
-    v = s["verdict"]
-    if on_verdict and v["verdict"] == "poisoned":
-        reasons.append(f"verdict poisoned: {v['reason']}")
-        code = EXIT_POISON
-    if min_confidence is not None and s["confidence"] >= min_confidence:
-        reasons.append(f"target vote share {s['confidence']:.2f} >= --fail-on-confidence {min_confidence:g}")
-        code = EXIT_POISON
-    if min_flagged is not None and v["suspicious_share"] >= min_flagged:
-        reasons.append(f"suspicious share {v['suspicious_share']:.4f} >= --fail-on-flagged {min_flagged:g}")
-        code = EXIT_POISON
-    if code == EXIT_OK and on_verdict and v["verdict"] == "inconclusive":
-        reasons.append(f"verdict inconclusive: {v['reason']}")
-        code = EXIT_INCONCLUSIVE
-    return {"exit_code": code, "reasons": reasons, "fail_on_verdict": on_verdict,
-            "fail_on_confidence": min_confidence, "fail_on_flagged": min_flagged}
-
-
-def _split_table(s: dict) -> Table:
-    t = Table(title="Split", show_header=False)
-    v = s["verdict"]
-    colour = {"poisoned": "red", "clean": "green"}.get(v["verdict"], "yellow")
-    t.add_row("verdict", f"[bold {colour}]{v['verdict']}[/bold {colour}]: {escape(v['reason'])}")
-    t.add_row("suspicious list", f"{v['suspicious_count']} samples ({v['suspicious_share']:.1%}); "
-              "`bsd-audit export` lists them first")
-    t.add_row("clean pool", f"{s['clean_size']} of {s['num_samples']} ({s['clean_share']:.0%})")
-    t.add_row("poison pool", f"{s['poison_size']} (not a list of suspects: every sample not confidently clean)")
-    t.add_row("clean per class", ", ".join(f"{k}: {v}" for k, v in s["clean_per_class"].items()))
-    if "truth" in s:
-        tr = s["truth"]
-        t.add_row("ground truth", f"{tr['num_poisoned']} poisoned; {tr['poison_in_clean']} left in the clean pool "
-                  f"(recall {tr['poison_recall']:.1%})")
-        if tr.get("suspicious_recall") is not None:
-            p90 = tr.get("suspicion_precision_at_recall_0.9")
-            t.add_row("suspicious list vs truth", f"precision {tr['suspicious_precision'] or 0:.1%}, "
-                      f"recall {tr['suspicious_recall']:.1%}"
-                      + ("" if p90 is None else f"; the ranking: precision {p90:.1%} at 90% recall"))
-        t.add_row("AUROC (OSS, ALS, I)", ", ".join("-" if tr[k] is None else f"{tr[k]:.3f}"
-                                                 for k in ("auroc_oss", "auroc_als", "auroc_indicator")))
-    return t
 
 
 @app.command("train-clean")
@@ -343,19 +277,16 @@ def train_clean_cmd(
 ) -> None:
     """Train the purified model on a finished split (MixMatch: clean pool labelled, poison pool unlabelled),
     or with --baseline the no-defence model. Writes the weights (one dataset per tensor) with the architecture,
-    class names, normalisation, config and the data fingerprint; load them with bsd_audit.io.models.load_model."""
-    from . import audit
-
+    class names, normalisation, config and the data fingerprint; load them with bsd_audit.artifacts.model.load_model."""
     def body() -> int:
-        overrides = parse_overrides(sets)
-        if arch is not None:
-            overrides["arch"] = arch
-            overrides.setdefault("width", 0)  # a width meant for the preset's net does not fit another
-        cfg = _config(preset, config_file, [f"{k}={v}" for k, v in overrides.items()], seed, device, data_store, no_cache,
-                      data)
-        _print_config(cfg, quiet or as_json)
+        c = _configure(preset, config_file, sets, data, seed=seed, device=device, data_store=data_store,
+                       cache_dir="off" if no_cache else None, arch=arch,
+                       # a width meant for the preset's net does not fit another
+                       width=0 if arch is not None and not any(x.strip().startswith("width=") for x in sets or []) else None)
+        _print_config(c.cfg, quiet or as_json)
         reporter = Progress() if quiet or as_json else RichProgressReporter(err)
-        s = audit.train_clean(data, out, cfg, split, "baseline" if baseline else mode, resume, reporter)
+        s = api.train_clean(data, out, c.cfg, split, "baseline" if baseline else mode, resume, reporter,
+                            tree=c.tree).to_dict()
         if as_json:
             print(json.dumps(s, sort_keys=True))
         elif not quiet:
@@ -389,45 +320,21 @@ def evaluate_cmd(
 ) -> None:
     """CA, ASR and DER of a model, with per-class accuracy and the confusion matrix; the split's quality
     when a ground-truth manifest is given. Percentages throughout. --min-ca / --max-asr gate a CI job (exit 5)."""
-    from . import audit
-
     def body() -> int:
         reporter = Progress() if quiet or as_json else RichProgressReporter(err)
-        s = audit.evaluate(model, test, triggered, baseline, truth, split, target, out, device, min_ca, max_asr, reporter)
+        r = api.evaluate(model, test, triggered, baseline, truth, split, target, out, device, min_ca, max_asr, reporter)
+        s = r.to_dict()
         if as_json:
             print(json.dumps(s, sort_keys=True))
         elif not quiet:
-            err.print(_metrics_table(s))
+            err.print(metrics_table(s))
             if out is not None:
                 err.print(f"wrote {out}")
-        for failure in s["thresholds"]["failures"]:
+        for failure in r.thresholds.failures:
             err.print(f"[bold red]threshold:[/bold red] {escape(failure)}")
-        return EXIT_OK if s["thresholds"]["passed"] else EXIT_MODEL_GATE
+        return r.thresholds.exit_code
 
     _run(body)
-
-
-def _metrics_table(s: dict) -> Table:
-    def pct(v):
-        return "-" if v is None else f"{v:.2f} %"
-
-    t = Table(title=f"Evaluation of {s['model']} ({s['mode']})", show_header=False)
-    t.add_row("clean accuracy (CA)", f"{pct(s['ca'])} on {s['num_test']} test images")
-    if "asr" in s:
-        t.add_row("attack success rate (ASR)", f"{pct(s['asr'])} of {s['num_triggered']} triggered images "
-                  f"(target {s['target_name']}, from {s['target_source']})")
-    if "baseline" in s:
-        b = s["baseline"]
-        t.add_row("no-defence baseline", f"CA {pct(b['ca'])}" + (f", ASR {pct(b['asr'])}" if "asr" in b else ""))
-    if "der" in s:
-        t.add_row("DER", pct(s["der"]))
-    t.add_row("per-class accuracy", ", ".join(f"{c}: {pct(v)}" for c, v in s["per_class_accuracy"].items()))
-    if "split_quality" in s:
-        q = s["split_quality"]
-        t.add_row("split quality", f"{q['poison_in_clean']} of {q['num_poisoned']} poisoned left in the clean pool "
-                  f"(recall {q['poison_recall']:.1%}); AUROC OSS/ALS/I " + ", ".join(
-                      "-" if q.get(k) is None else f"{q[k]:.3f}" for k in ("auroc_oss", "auroc_als", "auroc_indicator")))
-    return t
 
 
 @app.command("make-benchmark")
@@ -445,8 +352,6 @@ def make_benchmark_cmd(
     as_json: bool = JsonOpt,
 ) -> None:
     """Build a poisoned benchmark from a clean ImageFolder, with a ground-truth manifest and a triggered test set."""
-    from .benchmark import build_benchmark
-    from .errors import BadInputError
 
     def body() -> int:
         params = {k: json.loads(v) for k, v in parse_overrides(param).items()}
@@ -477,7 +382,7 @@ def config_cmd(
     """Print the resolved config (preset, then file, then --set) as JSON: every field and its value."""
 
     def body() -> int:
-        cfg = _config(preset, config_file, sets, None, None, data=data)
+        cfg = _configure(preset, config_file, sets, data).cfg
         print(json.dumps(cfg.to_dict(), indent=2, sort_keys=True))
         return EXIT_OK
 
@@ -500,8 +405,6 @@ def export_cmd(
     """Export every sample of a split ranked by suspicion: the poison pool first, then by the suspicion
     score (most suspicious first). Columns: rank, index, path, label, pool, oss, als, indicator,
     suspicion, and poisoned when the artifact holds ground truth."""
-    from .report import export
-
     def body() -> int:
         e = export(artifact, fmt, top=top, classes=classes, out=out)
         if out is None:
@@ -525,8 +428,6 @@ def report_cmd(
     """Write a self-contained HTML report of a split for a human reviewer: a plain-language verdict, the
     target vote, pool sizes per class, ALS and I histograms, and the most suspicious images as
     thumbnails. No network, no script: one file that opens anywhere."""
-    from .report import write_report
-
     def body() -> int:
         s = write_report(artifact, data, out, top)
         if as_json:

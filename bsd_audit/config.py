@@ -1,6 +1,6 @@
 """One config object for every stage, resolved once, printed and stored in every artifact.
 
-Field names follow ../docs/method.md (the paper's symbols spelled out). Presets:
+Field names follow docs/method.md (the paper's symbols spelled out). Presets:
 
 - ``paper``: the paper's settings (App. C.4): ResNet-18, T1=20, T2=90, T3=120, 1024 MixMatch
   iterations per epoch. Meant for a GPU; days on a CPU.
@@ -10,119 +10,125 @@ Field names follow ../docs/method.md (the paper's symbols spelled out). Presets:
 - ``auto`` (the commands' default): fast on a GPU from AUTO_FAST_MIN_IMAGES images on, cpu otherwise.
 
 Every field can be overridden (``--set name=value`` on the command line, or a JSON/TOML file).
+The fields are a pydantic model: values from the command line and files are converted to each
+field's type and checked against its range where the config is built, once (docs/decisions/).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import tomllib
-from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Mapping
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import UsageError
 
 
 ARCHS = ("resnet18", "mobilenet_v2", "fastnet")
+Arch = Literal["resnet18", "mobilenet_v2", "fastnet"]
 
 
-def altruistic_net_of(fields: dict[str, Any]) -> tuple[str, float]:
-    """(arch, width) of g_φ from config fields, a Config's or an artifact's stored ones (which may
-    predate altruistic_arch: then g_φ was the main model's net)."""
+def altruistic_net_of(fields: Mapping[str, Any]) -> tuple[str, float]:
+    """(arch, width) of g_φ from config fields (a Config's, or an artifact's stored ones): its own net,
+    or the main model's when altruistic_arch is empty."""
     if fields.get("altruistic_arch"):
         return fields["altruistic_arch"], fields.get("altruistic_width", 0)
     return fields["arch"], fields["width"]
 
 
-@dataclass
-class Config:
+class Config(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     # --- data
-    image_size: int = 32  # working resolution: every image is resized to image_size x image_size
-    max_image_pixels: int = 89_478_485  # decompression-bomb guard (PIL's default limit)
+    image_size: int = Field(32, ge=8)  # working resolution: every image is resized to image_size x image_size
+    max_image_pixels: int = Field(89_478_485, ge=1)  # decompression-bomb guard (PIL's default limit)
     # Where the decoded pixels live (data/store.py): memory = one tensor on the device; disk = the decode
     # cache's file, read batch by batch; auto = disk when they are over half the memory available there.
-    data_store: str = "auto"
+    data_store: Literal["auto", "memory", "disk"] = "auto"
     # Decode cache folder (data/cache.py): "" = $BSD_AUDIT_CACHE_DIR, else $XDG_CACHE_HOME/bsd-audit, else
     # ~/.cache/bsd-audit; "off" = decode every time (a disk store then uses a nameless temporary file).
     cache_dir: str = ""
     # --- models
-    arch: str = "resnet18"  # resnet18 | mobilenet_v2 | fastnet
-    width: float = 0  # 0 = the architecture's standard width; else resnet18 base channels, mobilenet_v2 multiplier, fastnet first group
+    arch: Arch = "resnet18"  # resnet18 | mobilenet_v2 | fastnet
+    width: float = Field(0, ge=0)  # 0 = the architecture's standard width; else resnet18 base channels, mobilenet_v2 multiplier, fastnet first group
     channels_last: bool = True  # faster convolutions on CPU and tensor cores
-    # torch.compile every model where it is built (engine/loops.py new_model). Off by default: compiling
+    # torch.compile every model where it is built (training/loops.py new_model). Off by default: compiling
     # costs seconds to minutes per model and again per train/eval mode, which dominates short CPU runs (the cpu
     # preset's whole audit is a few minutes); measure it with benchmarks/speed.py --compile first.
     compile: bool = False
-    precision: str = "auto"  # auto (bf16 on CUDA, fp32 elsewhere) | fp32 | bf16
-    # Run the main and the altruistic model's updates of a BSD epoch at once (engine/overlap.py): auto = on
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto (bf16 on CUDA, fp32 elsewhere) | fp32 | bf16
+    # Run the main and the altruistic model's updates of a BSD epoch at once (training/overlap.py): auto = on
     # for one CUDA process without compile, off on a CPU (the two would share its cores) | on | off.
-    overlap: str = "auto"
+    overlap: Literal["auto", "on", "off"] = "auto"
     # --- stage 0: target detection (App. B lines 5-13, App. E.3)
     # g_φ's own net ("" = arch and width). The verdict's thresholds were calibrated on the cpu preset's
     # warm-up (ResNet-18 width 16); the fast preset keeps it, because its fast net's warm-up missed Blended
-    # at 2,500, 10,000 and 50,000 images where this one found it (docs/decisions.md).
+    # at 2,500, 10,000 and 50,000 images where this one found it (docs/decisions/0015-fast-keeps-cpu-altruistic-net.md).
     altruistic_arch: str = ""
-    altruistic_width: float = 0
-    altruistic_warmup_epochs: int = 25
+    altruistic_width: float = Field(0, ge=0)
+    altruistic_warmup_epochs: int = Field(25, ge=1)
     # independent LGA warm-ups whose per-sample evidence is averaged (not in the paper; method/target.py):
-    # at a few thousand images one warm-up's fit of a 2-3 % trigger depends on its seed (docs/decisions.md).
+    # at a few thousand images one warm-up's fit of a 2-3 % trigger depends on its seed (docs/decisions/0013-pooled-warmups.md).
     # 0 = auto: AUTO_WARMUPS up to AUTO_WARMUPS_MAX_IMAGES images, 1 above (see warmups_for)
-    altruistic_warmups: int = 1
-    altruistic_lr: float = 1e-3
-    altruistic_batch_size: int = 128
-    lga_gamma: float = 0.5  # LGA threshold γ: loss -> sign(loss - γ)·loss
-    lga_mode: str = "batch"  # batch: sign on the batch-mean loss (ABL's code) | sample: per-sample sign | off
-    loss_window: float = 0.5  # isolation/ALS losses are averaged over this last share of warm-up epochs
-    isolation_share: float = 0.01  # share of lowest-loss samples that vote for the target
+    altruistic_warmups: int = Field(1, ge=0)
+    altruistic_lr: float = Field(1e-3, ge=0)
+    altruistic_batch_size: int = Field(128, ge=1)
+    lga_gamma: float = Field(0.5, ge=0)  # LGA threshold γ: loss -> sign(loss - γ)·loss
+    lga_mode: Literal["batch", "sample", "off"] = "batch"  # batch: sign on the batch-mean loss (ABL's code) | sample: per-sample sign | off
+    loss_window: float = Field(0.5, gt=0, le=1)  # isolation/ALS losses are averaged over this last share of warm-up epochs
+    isolation_share: float = Field(0.01, gt=0, lt=1)  # share of lowest-loss samples that vote for the target
     altruistic_augment: bool = False  # g_φ should fit the trigger fast: augmentation would blur it
     # --- stage 1: pool initialisation (Sec. 4.1)
-    T1: int = 20  # main-model warm-up on D_nt (OSS)
-    warmup_lr: float = 2e-3
-    warmup_batch_size: int = 128
-    beta: float = 0.2  # OSS share of D_t kept as clean, and α_start (Decision in method.md)
-    oss_distance: str = "min"  # min | mean | max over non-target class means (App. E.2)
+    T1: int = Field(20, ge=1)  # main-model warm-up on D_nt (OSS)
+    warmup_lr: float = Field(2e-3, ge=0)
+    warmup_batch_size: int = Field(128, ge=1)
+    beta: float = Field(0.2, gt=0, lt=1)  # OSS share of D_t kept as clean, and α_start (Decision in method.md)
+    oss_distance: Literal["min", "mean", "max"] = "min"  # min | mean | max over non-target class means (App. E.2)
     oss_normalize: bool = True  # L2-normalise features and means before the distance (Decision, see docs)
-    init_combine: str = "intersection"  # eq. 3 (intersection) or Algorithm 1 line 22 (union)
+    init_combine: Literal["intersection", "union"] = "intersection"  # eq. 3 (intersection) or Algorithm 1 line 22 (union)
     stop_after_init: bool = False  # quick gating mode (split --init-only): stop once the initial pools exist
     # --- stages 2-3: pool updates (Sec. 4.2)
-    init_fixed_epochs: int = 10  # epochs [T1, T1+init_fixed_epochs) train on the fixed init pools
-    T2: int = 90
-    T3: int = 120
-    alpha: float = 0.6  # final clean-pool share α
-    sce_alpha: float = 0.1
-    sce_beta: float = 1.0
-    sce_log_clip: float = -4.0  # A: log(0) is clipped to this in RCE
+    init_fixed_epochs: int = Field(10, ge=0)  # epochs [T1, T1+init_fixed_epochs) train on the fixed init pools
+    T2: int = Field(90, ge=1)
+    T3: int = Field(120, ge=1)
+    alpha: float = Field(0.6, gt=0, lt=1)  # final clean-pool share α
+    sce_alpha: float = Field(0.1, ge=0)
+    sce_beta: float = Field(1.0, ge=0)
+    sce_log_clip: float = Field(-4.0, lt=0)  # A: log(0) is clipped to this in RCE
     class_completion: bool = True
-    completion_scope: str = "all"  # fewest: eq. 8 as printed (one class) | all: every class below the median (Decision)
+    completion_scope: Literal["fewest", "all"] = "all"  # fewest: eq. 8 as printed (one class) | all: every class below the median (Decision)
     selective_drop: bool = True
     exclude_suspicious: bool = True  # the verdict's suspicious list never enters the clean pool (Decision)
-    target_keep: str = "fit_rank"  # D_t's least trigger-like samples stay clean through completion and drop (Decision): fit_rank | als | off
-    target_keep_share: float = 0.1  # share of D_t kept that way
+    target_keep: Literal["fit_rank", "als", "off"] = "fit_rank"  # D_t's least trigger-like samples stay clean through completion and drop (Decision): fit_rank | als | off
+    target_keep_share: float = Field(0.1, gt=0, lt=1)  # share of D_t kept that way
     # --- MixMatch (ASD's settings)
-    mixmatch_iterations: int = 1024
-    mixmatch_batch_size: int = 64
-    mixmatch_lr: float = 2e-3
-    mixmatch_K: int = 2
-    mixmatch_temperature: float = 0.5
-    mixmatch_mixup_alpha: float = 0.75
-    mixmatch_lambda_u: float = 15.0
-    mixmatch_rampup: int = 120
+    mixmatch_iterations: int = Field(1024, ge=1)
+    mixmatch_batch_size: int = Field(64, ge=2)
+    mixmatch_lr: float = Field(2e-3, ge=0)
+    mixmatch_K: int = Field(2, ge=1)
+    mixmatch_temperature: float = Field(0.5, gt=0)
+    mixmatch_mixup_alpha: float = Field(0.75, gt=0)
+    mixmatch_lambda_u: float = Field(15.0, ge=0)
+    mixmatch_rampup: int = Field(120, ge=1)
     # --- train-clean: the purified model (and the no-defence baseline)
-    purify_epochs: int = 120  # the paper's run length; λ_u ramps up over all of them
+    purify_epochs: int = Field(120, ge=1)  # the paper's run length; λ_u ramps up over all of them
     # split: start from the split's main model when it has the same architecture (Decision: it has
     # already trained on the final pools the same way) | scratch: new weights, as the paper's table
-    purify_init: str = "split"
+    purify_init: Literal["split", "scratch"] = "split"
     # --- augmentation (batch-level, on the device)
-    aug_translate: int = 4  # reflect-pad then random crop, in pixels
+    aug_translate: int = Field(4, ge=0)  # reflect-pad then random crop, in pixels
     aug_flip: bool = True
     # --- machinery
-    eval_batch_size: int = 512
-    seed: int = 0
+    eval_batch_size: int = Field(512, ge=1)
+    seed: int = Field(0, ge=0, lt=2**63)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    threads: int = 0  # CPU threads; 0 = every core
+    threads: int = Field(0, ge=0)  # CPU threads; 0 = every core
     preset: str = "paper"
-    extra: dict = field(default_factory=dict)  # free-form notes stored with the config
+    extra: dict = Field(default_factory=dict)  # free-form notes stored with the config
+
 
     # ---------------------------------------------------------------- derived
     @property
@@ -135,10 +141,12 @@ class Config:
         """First epoch of the class-completion stage (T1 + init_fixed_epochs)."""
         return self.T1 + self.init_fixed_epochs
 
-    def validate(self) -> "Config":
+    @model_validator(mode="after")
+    def _consistent(self) -> "Config":
+        """Checks that span several fields (each field's own range is in its declaration)."""
         def need(cond: bool, msg: str):
             if not cond:
-                raise UsageError(f"invalid config: {msg}")
+                raise ValueError(msg)
 
         for prefix, arch, width in (("", self.arch, self.width), ("altruistic_", *self.altruistic_net)):
             need(arch in ARCHS, f"{prefix}arch {arch!r} is not one of {', '.join(ARCHS)}")
@@ -148,35 +156,26 @@ class Config:
             else:
                 need(width == 0 or (width >= 4 and float(width).is_integer()),
                      f"{arch} {prefix}width is a channel count (an integer >= 4, or 0 for the standard width), got {width}")
-        need(0 < self.beta <= self.alpha < 1, f"need 0 < beta ({self.beta}) <= alpha ({self.alpha}) < 1")
-        need(0 < self.isolation_share < 1, "isolation_share must be in (0, 1)")
-        need(self.T1 >= 1, "T1 must be >= 1")
+        need(self.beta <= self.alpha, f"need 0 < beta ({self.beta}) <= alpha ({self.alpha}) < 1")
         need(self.T1 + self.init_fixed_epochs < self.T2 <= self.T3,
              f"need T1 + init_fixed_epochs < T2 <= T3 (got {self.T1}+{self.init_fixed_epochs}, {self.T2}, {self.T3})")
-        need(self.altruistic_warmup_epochs >= 1, "altruistic_warmup_epochs must be >= 1")
-        need(self.altruistic_warmups >= 0, "altruistic_warmups must be >= 1, or 0 for auto")
-        need(self.oss_distance in ("min", "mean", "max"), "oss_distance must be min, mean or max")
-        need(self.completion_scope in ("fewest", "all"), "completion_scope must be fewest or all")
-        need(self.init_combine in ("intersection", "union"), "init_combine must be intersection or union")
-        need(self.target_keep in ("fit_rank", "als", "off"), "target_keep must be fit_rank, als or off")
-        need(0 < self.target_keep_share < 1, "target_keep_share must be in (0, 1)")
-        need(self.lga_mode in ("batch", "sample", "off"), "lga_mode must be batch, sample or off")
-        need(0 < self.loss_window <= 1, "loss_window must be in (0, 1]")
-        need(self.precision in ("auto", "fp32", "bf16"), "precision must be auto, fp32 or bf16")
-        need(self.overlap in ("auto", "on", "off"), f"overlap must be auto, on or off, got {self.overlap!r}")
-        need(self.image_size >= 8, "image_size must be >= 8")
-        need(self.data_store in ("auto", "memory", "disk"), f"data_store must be auto, memory or disk, got {self.data_store!r}")
-        need(self.purify_epochs >= 1, "purify_epochs must be >= 1")
-        need(self.purify_init in ("split", "scratch"), "purify_init must be split or scratch")
-        need(self.mixmatch_iterations >= 1 and self.mixmatch_batch_size >= 2, "MixMatch needs iterations >= 1, batch >= 2")
-        need(isinstance(self.compile, bool), f"compile must be true or false, got {self.compile!r}")
-        if self.compile:
-            import torch
-            need(hasattr(torch.nn.Module, "compile"), f"compile=true needs torch >= 2.2 (this is {torch.__version__})")
+        need(not self.compile or hasattr(torch.nn.Module, "compile"),
+             f"compile=true needs torch >= 2.2 (this is {torch.__version__})")
         return self
 
+    @field_validator("extra", mode="before")
+    @classmethod
+    def _json_object(cls, raw: Any) -> Any:
+        return json.loads(raw) if isinstance(raw, str) else raw
+
+    def __init__(self, **values: Any):
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise UsageError(f"invalid config: {_describe(exc)}") from None
+
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return self.model_dump()
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
@@ -195,7 +194,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     ),
     # The bundled sample (2,500 images) on a 2-core CPU in minutes. Detection keeps 14 LGA epochs:
     # at this scale the trigger is fitted only from epoch 6-8 on, and with 10 epochs the vote was
-    # wrong on a BadNets benchmark in one run of two (docs/decisions.md).
+    # wrong on a BadNets benchmark in one run of two (docs/decisions/0006-cpu-preset-warmup.md).
     "cpu": dict(
         arch="resnet18", width=16, altruistic_warmup_epochs=14, altruistic_warmups=0, T1=10, init_fixed_epochs=2,
         T2=18, T3=22, mixmatch_iterations=24, mixmatch_batch_size=64, mixmatch_rampup=22, eval_batch_size=500,
@@ -207,7 +206,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 # altruistic_warmups=0 (the cpu and fast presets): pool three warm-ups on small data, where one
 # warm-up's verdict on a 2-3 % trigger was measured to depend on its seed (2,500 images, 20 steps an
 # epoch); above 10,000 images a warm-up takes four times the steps or more, and a 50,000-image warm-up
-# already costs 15 minutes on a 2-core CPU, so one it is (docs/decisions.md).
+# already costs 15 minutes on a 2-core CPU, so one it is (docs/decisions/0013-pooled-warmups.md).
 AUTO_WARMUPS = 3
 AUTO_WARMUPS_MAX_IMAGES = 10_000
 
@@ -224,32 +223,14 @@ def lga_epochs(cfg: Config, num_images: int) -> int:
     return cfg.altruistic_warmup_epochs * warmups_for(cfg, num_images)
 
 
-_TYPES = {"int": int, "float": float, "bool": bool, "str": str, "dict": dict}
-
-
-def _coerce(name: str, raw: Any) -> Any:
-    """Turn a command-line or file value into the declared type of the field it overrides."""
-    kind = _TYPES[Config.__dataclass_fields__[name].type]
-    if kind is bool:
-        if isinstance(raw, bool):
-            return raw
-        low = str(raw).lower()
-        if low in ("1", "true", "yes", "on"):
-            return True
-        if low in ("0", "false", "no", "off"):
-            return False
-        raise UsageError(f"config field {name} expects true/false, got {raw!r}")
-    try:
-        if kind is dict:
-            value = json.loads(raw) if isinstance(raw, str) else raw
-            if not isinstance(value, dict):
-                raise ValueError
-            return value
-        if kind is int and isinstance(raw, float) and not raw.is_integer():
-            raise ValueError
-        return kind(raw)
-    except (ValueError, TypeError) as exc:
-        raise UsageError(f"config field {name} expects {'an' if kind is int else 'a'} {kind.__name__}, got {raw!r}") from exc
+def _describe(exc: ValidationError) -> str:
+    """A pydantic error as one line per field: name, the value given, what it must be."""
+    parts = []
+    for e in exc.errors():
+        name = ".".join(str(x) for x in e["loc"])
+        msg = e["msg"].removeprefix("Value error, ")
+        parts.append(f"{name} {e['input']!r}: {msg}" if name else msg)
+    return "; ".join(parts)
 
 
 # The fast preset is for CIFAR-10-sized data: its main model trains in 512-image batches, 5 steps an
@@ -266,7 +247,6 @@ def auto_preset(device: str = "auto", num_images: int | None = None) -> str:
         return "cpu"
     if str(device).startswith("cuda"):
         return "fast"
-    import torch
     return "fast" if torch.cuda.is_available() else "cpu"
 
 
@@ -280,15 +260,13 @@ def resolve_config(preset: str = "paper", overrides: dict[str, Any] | None = Non
         preset = auto_preset(str(device), num_images)
     if preset not in PRESETS:
         raise UsageError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-    cfg = Config(preset=preset)
-    layers: list[dict[str, Any]] = [PRESETS[preset], file_layer, overrides or {}]
-    known = {f.name: f for f in fields(Config)}
-    for layer in layers:
-        for name, raw in layer.items():
-            if name not in known:
+    values: dict[str, Any] = {}
+    for layer in (PRESETS[preset], file_layer, overrides or {}):
+        for name in layer:
+            if name not in Config.model_fields:
                 raise UsageError(f"unknown config field {name!r}; see `bsd-audit config --preset {preset}` for the list")
-            setattr(cfg, name, _coerce(name, raw))
-    return cfg.validate()
+        values.update(layer)
+    return Config(**{**values, "preset": preset})
 
 
 def load_config_file(path: Path) -> dict[str, Any]:

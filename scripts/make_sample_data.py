@@ -17,7 +17,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # the package need not be installed to run this script
 
-from bsd_audit.benchmark import build_benchmark  # noqa: E402
+from bsd_audit.attacks import build_benchmark  # noqa: E402
 
 SETTINGS = dict(attack="badnets", rate=0.05, target="bird", seed=0, per_class=250, test_per_class=50)
 
@@ -51,7 +51,7 @@ among the non-target classes with seed {seed}) carry the trigger and were moved 
   true class ({test_triggered_count}), for measuring the attack success rate. `test_triggered/{target}/`
   is empty (and disappears in a git checkout): load it with the class list from the manifest.
 - `manifest.json`: ground truth (poisoned files, original labels, source file of every training
-  image); schema documented in `bsd_audit/benchmark/__init__.py`.
+  image); schema documented in `bsd_audit/attacks/__init__.py`.
 
 ## Rebuild
 

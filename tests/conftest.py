@@ -126,7 +126,7 @@ def make_tiny_test_sets(root: Path, classes=("ant", "bee", "cat"), per_class=15,
 @pytest.fixture(scope="session")
 def tiny_split(tmp_path_factory):
     """The tiny poisoned set, its test sets, and a finished split of it (made once per session)."""
-    from bsd_audit import audit
+    from bsd_audit import api
     from bsd_audit.config import resolve_config
 
     base = tmp_path_factory.mktemp("tiny_split")
@@ -135,6 +135,6 @@ def tiny_split(tmp_path_factory):
     test, triggered = make_tiny_test_sets(base)
     cfg = resolve_config("cpu", TINY_OVERRIDES)
     split = base / "split.h5"
-    audit.split(data, split, cfg, truth_manifest=base / "data_manifest.json")
+    api.split(data, split, cfg, truth_manifest=base / "data_manifest.json")
     return {"data": data, "manifest": base / "data_manifest.json", "split": split, "test": test,
             "triggered": triggered, "base": base}

@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 from bsd_audit.config import Config
-from bsd_audit.engine.distributed import world
-from bsd_audit.engine.runtime import make_runtime
+from bsd_audit.training.distributed import world
+from bsd_audit.training.runtime import make_runtime
 from bsd_audit.errors import BadInputError
-from bsd_audit.io.checkpoint import check_ranks_see
+from bsd_audit.artifacts.checkpoint import check_ranks_see
 
 make_runtime(Config(device="cpu", threads=1))
 path = Path(sys.argv[1])

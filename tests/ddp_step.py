@@ -18,9 +18,9 @@ from torch import nn
 
 from bsd_audit.config import Config
 from bsd_audit.data import ImageDataset, Normalizer
-from bsd_audit.engine.distributed import is_main
-from bsd_audit.engine.loops import predict, train_epoch
-from bsd_audit.engine.runtime import make_runtime
+from bsd_audit.training.distributed import is_main
+from bsd_audit.training.loops import predict, train_epoch
+from bsd_audit.training.runtime import make_runtime
 from bsd_audit.method.mixmatch import mixmatch_epoch
 
 

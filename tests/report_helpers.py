@@ -1,5 +1,5 @@
 """A tiny split artifact for the export and report tests, written by the real writer
-(write_split_artifact) with made-up scores, so no training runs: a few hundred milliseconds.
+(write_split) with made-up scores, so no training runs: a few hundred milliseconds.
 
 The data is conftest's tiny poisoned ImageFolder (poison = white corner patch, relabelled to the
 target). Scores are drawn so that poison sits low on ALS and I, as after a real split; the clean pool is the
@@ -13,10 +13,11 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from bsd_audit.audit import load_truth
+from bsd_audit.api import load_truth
 from bsd_audit.config import resolve_config
 from bsd_audit.data.imagefolder import load_imagefolder
-from bsd_audit.io.results import write_split_artifact
+from bsd_audit.artifacts.split import write_split
+from bsd_audit.method.verdict import Evidence, attack_verdict
 from bsd_audit.method.bsd import EpochRecord, SplitResult
 from bsd_audit.method.target import TargetEstimate
 from conftest import make_tiny_poisoned
@@ -25,7 +26,7 @@ from conftest import make_tiny_poisoned
 def make_split_artifact(base: Path, classes=("ant", "bee", "cat"), target="cat", per_class=12, n_poison=6,
                         with_truth=True, seed=0, with_verdict=False) -> tuple[Path, Path, np.ndarray]:
     """(artifact, data root, truth mask) under ``base``. ``with_verdict`` adds a /verdict computed by
-    verdict.py from made-up fit ranks (the poisoned samples fitted best)."""
+    method/verdict.py from made-up fit ranks (the poisoned samples fitted best)."""
     root = base / "data"
     make_tiny_poisoned(root, classes=classes, per_class=per_class, n_poison=n_poison, target=target, seed=seed)
     ds = load_imagefolder(root, image_size=16, workers=1)
@@ -53,13 +54,13 @@ def make_split_artifact(base: Path, classes=("ant", "bee", "cat"), target="cat",
     cfg = resolve_config("cpu", {"device": "cpu"})
     summary = {"command": "split", "target_name": target, "num_samples": n}
     artifact = base / "split.h5"
-    verdict = None
-    if with_verdict:
-        from bsd_audit.verdict import Evidence, attack_verdict
-        fit = np.where(truth, rng.uniform(0.001, 0.01, n), rng.uniform(0.2, 0.9, n))
-        est.fit_rank = fit
-        verdict = attack_verdict(Evidence(labels, t, fit, 0.8, True, 1.0))
-    write_split_artifact(artifact, res, est, "lga", ds, cfg, "cpu", truth if with_truth else None, summary, verdict)
+    fit = np.where(truth, rng.uniform(0.001, 0.01, n), rng.uniform(0.2, 0.9, n))
+    est.fit_rank = fit
+    verdict = attack_verdict(Evidence(labels, t, fit, 0.8, True, 1.0))
+    write_split(artifact, res, est, "lga", ds, cfg, "cpu", truth if with_truth else None, summary, verdict)
+    if not with_verdict:  # what the ranking falls back on without the verdict's suspicion score
+        with h5py.File(artifact, "a") as f:
+            del f["verdict"], f["scores/suspicion"]
     return artifact, root, truth
 
 

@@ -61,10 +61,10 @@ def stop_at(phase: str, epoch: int):
 def straight_split(base: Path, truth: bool = True) -> dict:
     """The tiny poisoned set under ``base`` and a split of it that was never interrupted (with the
     ground truth recorded unless ``truth`` is false): the reference the interrupted runs must match."""
-    from bsd_audit import audit
+    from bsd_audit import api
     from bsd_audit.config import resolve_config
 
     data, manifest, straight = base / "data", base / "data_manifest.json", base / "straight.h5"
     make_tiny_poisoned(data)
-    summary = audit.split(data, straight, resolve_config("cpu", OVERRIDES), truth_manifest=manifest if truth else None)
+    summary = api.split(data, straight, resolve_config("cpu", OVERRIDES), truth_manifest=manifest if truth else None).to_dict()
     return {"data": data, "manifest": manifest, "straight": straight, "base": base, "summary": summary}

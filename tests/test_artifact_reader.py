@@ -14,11 +14,11 @@ import h5py
 import pytest
 from typer.testing import CliRunner
 
-from bsd_audit import audit
+from bsd_audit import api
 from bsd_audit.cli import app
 from bsd_audit.config import resolve_config
 from bsd_audit.errors import EXIT_BAD_INPUT
-from bsd_audit.io.artifacts import SCHEMA_VERSION
+from bsd_audit.artifacts.h5 import SCHEMA_VERSION
 from conftest import make_tiny_poisoned
 from resume_helpers import OVERRIDES, SETS
 
@@ -52,7 +52,7 @@ def _unsafe_uses(path: Path) -> list[str]:
 
 def test_no_pickle_in_the_source():
     files = [p for d in ("bsd_audit", "scripts", "benchmarks") for p in sorted((REPO / d).rglob("*.py"))]
-    assert len(files) > 30 and REPO / "bsd_audit" / "io" / "artifacts.py" in files
+    assert len(files) > 30 and REPO / "bsd_audit" / "artifacts" / "h5.py" in files
     unsafe = [u for p in files for u in _unsafe_uses(p)]
     assert unsafe == [], f"code that can unpickle or pickle: {unsafe}"
 
@@ -76,8 +76,8 @@ def inputs(tmp_path_factory):
     make_tiny_poisoned(data)
     cfg = resolve_config("cpu", OVERRIDES)
     target, split = base / "target.h5", base / "split.h5"
-    audit.detect(data, target, cfg)
-    audit.split(data, split, cfg, target_from=target)
+    api.detect_target(data, target, cfg)
+    api.split(data, split, cfg, target_from=target)
     other = base / "other"
     shutil.copytree(data, other)
     next(other.rglob("*.png")).unlink()
@@ -140,8 +140,8 @@ def test_bad_checkpoint_is_refused(inputs, tmp_path, fault):
         raise Stop
 
     with pytest.raises(Stop):
-        audit.split(inputs["data"], out, resolve_config("cpu", OVERRIDES), after_epoch=stop)
-    ckpt = audit.checkpoint_path(out)
+        api.split(inputs["data"], out, resolve_config("cpu", OVERRIDES), after_epoch=stop)
+    ckpt = api.checkpoint_path(out)
     make, needle = FAULTS[fault]
     make(ckpt.replace(tmp_path / "good.ckpt.h5"), ckpt)
     r = runner.invoke(app, ["split", str(inputs["data"]), "--out", str(out), "--preset", "cpu", "-q", *SETS])

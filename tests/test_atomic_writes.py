@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from bsd_audit.errors import EXIT_BAD_INPUT, BadInputError
-from bsd_audit.io import artifacts
-from bsd_audit.io.artifacts import atomic_h5
+from bsd_audit.artifacts import h5 as artifacts
+from bsd_audit.artifacts.h5 import atomic_h5
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -166,7 +166,7 @@ def test_real_write_failure_from_the_os(tmp_path):
         import os, resource, signal, sys
         import numpy as np
         from bsd_audit.errors import BadInputError
-        from bsd_audit.io.artifacts import atomic_h5
+        from bsd_audit.artifacts.h5 import atomic_h5
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         folder = {str(tmp_path)!r}
         path = os.path.join(folder, "a.h5")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bsd_audit.benchmark import ATTACKS, Blended, WaNet, badnets, build_benchmark, checkerboard, sig
+from bsd_audit.attacks import ATTACKS, Blended, WaNet, badnets, build_benchmark, checkerboard, sig
 
 CLASSES = ["ant", "bee", "cat", "dog"]  # default target is the third: "cat"
 PER_CLASS, TEST_PER_CLASS, RATE = 20, 5, 0.1
@@ -228,7 +228,7 @@ def test_bad_source_and_arguments(source, tmp_path):
 
 
 def test_interrupted_build_leaves_nothing(source, tmp_path, monkeypatch):
-    import bsd_audit.benchmark.build as build_mod
+    import bsd_audit.attacks.build as build_mod
 
     calls = []
     real_save = build_mod._save_png

@@ -17,7 +17,7 @@ from conftest import TINY_OVERRIDES
 runner = CliRunner()
 SETS = [a for k, v in TINY_OVERRIDES.items() for a in ("--set", f"{k}={v}")]
 
-# The JSON summary's documented top-level fields (README, "JSON summary"): a CI job may rely on them.
+# The JSON summary's documented top-level fields (docs/ci.md, "JSON summary"): a CI job may rely on them.
 DOCUMENTED = {"command", "artifact", "num_samples", "classes", "fingerprint", "device", "target", "target_name",
               "source", "lga_target", "lga_target_name", "votes", "confidence", "second_likely_target",
               "second_likely_name", "agree", "loss_gap", "clean_size", "poison_size", "clean_share",
@@ -51,7 +51,7 @@ def test_json_summary_has_every_documented_field(gated):
     assert VERDICT_FIELDS <= set(s["verdict"])
     assert s["verdict"]["verdict"] in ("poisoned", "clean", "inconclusive")
     assert s["gate"] == {"exit_code": 0, "reasons": [], "fail_on_verdict": False, "fail_on_confidence": None,
-                         "fail_on_flagged": None}
+                         "fail_on_flagged": None, "strict": False}
 
 
 def test_thresholds_map_to_exit_code_1(gated):

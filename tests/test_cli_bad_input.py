@@ -15,12 +15,12 @@ import h5py
 import pytest
 from typer.testing import CliRunner
 
-from bsd_audit.audit import detect
+from bsd_audit.api import detect_target
 from bsd_audit.cli import app
 from bsd_audit.config import lga_epochs, resolve_config
 from bsd_audit.errors import EXIT_BAD_INPUT, BadInputError
 from bsd_audit.data.imagefolder import load_imagefolder
-from bsd_audit.io.results import read_target_artifact
+from bsd_audit.artifacts.target import read_target
 from input_helpers import build_tree, image_bytes, write_image
 
 TINY = {"device": "cpu", "arch": "fastnet", "width": 8, "altruistic_warmup_epochs": 1, "image_size": 16}
@@ -36,7 +36,7 @@ def tiny(tmp_path_factory):
     base = tmp_path_factory.mktemp("tiny")
     data = build_tree(base / "data", {"ant": 12, "bee": 12, "cat": 12})
     target = base / "target.h5"
-    detect(data, target, resolve_config("cpu", dict(TINY)))
+    detect_target(data, target, resolve_config("cpu", dict(TINY)))
     return data, target
 
 
@@ -156,7 +156,7 @@ def test_disk_full_while_writing(tmp_path, tiny, monkeypatch):
     unchanged, no partial file, and the finished warm-up's checkpoint kept, so the same command run
     again once there is space writes the artifact without training again."""
     data, target = tiny
-    import bsd_audit.io.results as results
+    import bsd_audit.artifacts.target as results
 
     def full(*_a, **_k):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -258,7 +258,7 @@ def test_target_from_incomplete(tmp_path, tiny, damage):
             del f["target"].attrs["confidence"]
     ds = load_imagefolder(data, image_size=16, workers=1)
     with pytest.raises(BadInputError) as info:
-        read_target_artifact(broken, ds)
+        read_target(broken, ds)
     assert str(broken) in str(info.value) and "incomplete target artifact" in str(info.value)
     r, outdir = _split_from(data, broken, tmp_path)
     _assert_refused(r, str(broken), "incomplete target artifact", "Re-run detect-target")

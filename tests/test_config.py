@@ -114,7 +114,7 @@ def test_width_out_of_range_for_arch_is_refused():
 
 
 def test_auto_takes_the_cpu_preset_for_small_data_even_on_a_gpu():
-    # fast's 512-image batches give a small dataset too few warm-up steps (docs/decisions.md)
+    # fast's 512-image batches give a small dataset too few warm-up steps (docs/decisions/0014-auto-preset.md)
     small, large = AUTO_FAST_MIN_IMAGES - 1, AUTO_FAST_MIN_IMAGES
     assert auto_preset("cuda", small) == "cpu"
     assert auto_preset("cuda:1", large) == "fast"
@@ -171,9 +171,9 @@ def test_bad_altruistic_net_is_refused_by_name():
 
 
 def test_the_altruistic_model_is_built_on_its_own_net():
-    from bsd_audit.engine.runtime import make_runtime
+    from bsd_audit.training.runtime import make_runtime
     from bsd_audit.method.altruistic import new_altruistic
-    from bsd_audit.models import FastNet, ResNet18
+    from bsd_audit.training.nets import FastNet, ResNet18
 
     cfg = resolve_config("fast", {"device": "cpu"})
     model, _ = new_altruistic(cfg, 3, make_runtime(cfg))

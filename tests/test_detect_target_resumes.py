@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from bsd_audit import audit
+from bsd_audit import api
 from bsd_audit.cli import app
 from bsd_audit.config import resolve_config
 from bsd_audit.errors import EXIT_BAD_INPUT, BadInputError
@@ -20,7 +20,7 @@ runner = CliRunner()
 def straight(tiny_split, tmp_path_factory):
     """A detect-target run of the tiny poisoned set that was never interrupted."""
     out = tmp_path_factory.mktemp("detect") / "target.h5"
-    audit.detect(tiny_split["data"], out, resolve_config("cpu", OVERRIDES))
+    api.detect_target(tiny_split["data"], out, resolve_config("cpu", OVERRIDES))
     return {"data": tiny_split["data"], "target": out}
 
 
@@ -35,10 +35,10 @@ def test_interrupted_detect_target_resumes_to_the_same_artifact(straight, tmp_pa
     cfg = resolve_config("cpu", OVERRIDES)
     out = tmp_path / "target.h5"
     with pytest.raises(Interrupt):
-        audit.detect(straight["data"], out, cfg, after_epoch=stop_at("target", epoch))
-    ckpt = audit.checkpoint_path(out)
+        api.detect_target(straight["data"], out, cfg, after_epoch=stop_at("target", epoch))
+    ckpt = api.checkpoint_path(out)
     assert not out.exists() and checkpoint_attrs(ckpt) == {"phase": "target", "epoch": epoch + 1}
-    s = audit.detect(straight["data"], out, cfg)
+    s = api.detect_target(straight["data"], out, cfg).to_dict()
     assert s["resumed_from"] == {"phase": "target", "epoch": epoch + 1, "settings_changed": {}}
     assert_same_target(straight["target"], out)
     assert not ckpt.exists()  # deleted once the artifact is written
@@ -47,9 +47,9 @@ def test_interrupted_detect_target_resumes_to_the_same_artifact(straight, tmp_pa
 def test_no_resume_starts_over_and_a_split_checkpoint_is_refused(straight, tmp_path):
     out = tmp_path / "t.h5"
     with pytest.raises(Interrupt):  # a run of other settings left a checkpoint
-        audit.detect(straight["data"], out, resolve_config("cpu", {**OVERRIDES, "seed": 5}),
+        api.detect_target(straight["data"], out, resolve_config("cpu", {**OVERRIDES, "seed": 5}),
                      after_epoch=stop_at("target", 3))
-    ckpt = audit.checkpoint_path(out)
+    ckpt = api.checkpoint_path(out)
     before = ckpt.read_bytes()
     r = runner.invoke(app, ["detect-target", str(straight["data"]), "--out", str(out), "--preset", "cpu", "-q", *SETS])
     assert r.exit_code == EXIT_BAD_INPUT and f"{ckpt}: checkpoint made with other settings" in r.stderr, r.output
@@ -64,15 +64,15 @@ def test_no_resume_starts_over_and_a_split_checkpoint_is_refused(straight, tmp_p
     # split and detect-target writing to the same name: neither resumes the other's run
     cfg = resolve_config("cpu", OVERRIDES)
     with pytest.raises(Interrupt):
-        audit.split(straight["data"], out, cfg, after_epoch=stop_at("target", 1))
+        api.split(straight["data"], out, cfg, after_epoch=stop_at("target", 1))
     with pytest.raises(BadInputError, match=r"t\.ckpt\.h5: checkpoint of another run \(command differ"):
-        audit.detect(straight["data"], out, cfg)
+        api.detect_target(straight["data"], out, cfg)
 
 
 def test_ctrl_c_then_the_same_command_resumes(straight, tmp_path, monkeypatch):
     """Ctrl-C during the warm-up: exit 130, a message that says the command continues, the checkpoint
     on disk; the same command line run again resumes from it and writes the uninterrupted artifact."""
-    import bsd_audit.io.split_checkpoint as split_checkpoint
+    import bsd_audit.artifacts.checkpoint as split_checkpoint
 
     out = tmp_path / "t.h5"
     calls = []
@@ -88,7 +88,7 @@ def test_ctrl_c_then_the_same_command_resumes(straight, tmp_path, monkeypatch):
         r = runner.invoke(app, [*cmd, "-q"])
     assert r.exit_code == 130, r.output
     assert "interrupted" in r.stderr and "detect-target, split and train-clean continue" in r.stderr
-    assert not out.exists() and checkpoint_attrs(audit.checkpoint_path(out)) == {"phase": "target", "epoch": 4}
+    assert not out.exists() and checkpoint_attrs(api.checkpoint_path(out)) == {"phase": "target", "epoch": 4}
     r = runner.invoke(app, cmd)
     assert r.exit_code == 0, r.output
     assert "resumed from its checkpoint after warm-up epoch 4" in r.stderr

@@ -12,7 +12,7 @@ import torch
 from typer.testing import CliRunner
 
 import bsd_audit.data.store as store
-from bsd_audit import audit
+from bsd_audit import api
 from bsd_audit.cli import app
 from bsd_audit.config import resolve_config
 from bsd_audit.data.imagefolder import load_imagefolder
@@ -63,7 +63,7 @@ def test_channel_stats_are_those_of_the_whole_tensor(both):
 def test_split_with_the_disk_store_is_the_split_of_memory(tiny_poisoned, tmp_path):
     data, _, _ = tiny_poisoned
     memory = resolve_config("cpu", {**TINY_OVERRIDES, "data_store": "memory"})
-    audit.split(data, tmp_path / "memory.h5", memory)
+    api.split(data, tmp_path / "memory.h5", memory)
     res = CliRunner().invoke(app, ["split", str(data), "--out", str(tmp_path / "disk.h5"), "--preset", "cpu",
                                    "--data-store", "disk", "--json", *SETS])
     assert res.exit_code == 0, res.output
@@ -75,8 +75,8 @@ def test_split_with_the_disk_store_is_the_split_of_memory(tiny_poisoned, tmp_pat
     # stopped with the data in memory (say, memory ran short), continued from its checkpoint on disk
     out = tmp_path / "resumed.h5"
     with pytest.raises(Interrupt):
-        audit.split(data, out, memory, after_epoch=stop_at("bsd", 2))
-    summary = audit.split(data, out, resolve_config("cpu", {**TINY_OVERRIDES, "data_store": "disk"}))
+        api.split(data, out, memory, after_epoch=stop_at("bsd", 2))
+    summary = api.split(data, out, resolve_config("cpu", {**TINY_OVERRIDES, "data_store": "disk"})).to_dict()
     assert summary["resumed_from"]["phase"] == "bsd" and summary["resumed_from"]["settings_changed"] == {}
     assert_same_split(tmp_path / "memory.h5", out)
 
@@ -97,5 +97,5 @@ def test_auto_picks_disk_when_the_data_would_take_over_half_the_memory(tiny_pois
 
 def test_unknown_store_is_refused(tmp_path):
     from bsd_audit.errors import UsageError
-    with pytest.raises(UsageError, match="data_store must be auto, memory or disk"):
+    with pytest.raises(UsageError, match="data_store 'ssd': Input should be 'auto', 'memory' or 'disk'"):
         resolve_config("cpu", {"data_store": "ssd"})

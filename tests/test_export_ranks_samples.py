@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bsd_audit.cli import app
-from bsd_audit.io.split_data import read_split_artifact
+from bsd_audit.artifacts.split import read_split
 from bsd_audit.report.ranking import rank_samples, suspicion_scores
 from report_helpers import copy_with, make_split_artifact
 
@@ -55,7 +55,7 @@ def test_csv_has_every_sample_in_order(split):
     assert [int(r["rank"]) for r in rows] == list(range(1, len(truth) + 1))
     assert sorted(int(r["index"]) for r in rows) == list(range(len(truth)))
     _check_order(rows)
-    data = read_split_artifact(artifact)
+    data = read_split(artifact)
     # the fixture's pools overlap on suspicion, so "poison pool first" is not just "by suspicion"
     sus = -data.scores["indicator"]
     assert sus[~data.clean].min() < sus[data.clean].max()
@@ -120,10 +120,10 @@ def test_no_truth_no_column(tmp_path):
 
 def test_stored_suspicion_wins_and_nan_indicator_falls_back_to_als(split, tmp_path):
     artifact, _, _ = split
-    n = len(read_split_artifact(artifact))
+    n = len(read_split(artifact))
     stored = np.linspace(0, 1, n)
     with_sus = copy_with(artifact, tmp_path / "sus.h5", lambda f: f.create_dataset("scores/suspicion", data=stored))
-    data = read_split_artifact(with_sus)
+    data = read_split(with_sus)
     sus, source = suspicion_scores(data)
     assert np.array_equal(sus, stored) and "/scores/suspicion" in source
     table = rank_samples(data)
@@ -132,7 +132,7 @@ def test_stored_suspicion_wins_and_nan_indicator_falls_back_to_als(split, tmp_pa
 
     def no_indicator(f):
         f["scores/indicator"][...] = np.nan
-    data = read_split_artifact(copy_with(artifact, tmp_path / "noI.h5", no_indicator))
+    data = read_split(copy_with(artifact, tmp_path / "noI.h5", no_indicator))
     sus, source = suspicion_scores(data)
     assert np.allclose(sus, -data.scores["als"]) and "ALS" in source
 

@@ -18,9 +18,9 @@ from PIL import Image
 
 from bsd_audit.data.imagefolder import decode_image, load_imagefolder
 from bsd_audit.errors import BadInputError
-from bsd_audit.io.artifacts import open_artifact
-from bsd_audit.io.models import load_model
-from bsd_audit.io.split_data import read_split_artifact
+from bsd_audit.artifacts.h5 import open_artifact
+from bsd_audit.artifacts.model import load_model
+from bsd_audit.artifacts.split import read_split
 
 SIZE = 8
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
@@ -130,7 +130,7 @@ def test_damaged_artifacts_load_or_fail_cleanly(tmp_path_factory, a_split_artifa
         b[pos % len(b)] ^= 0xA5
     path = Path(tmp_path_factory.mktemp("dmg")) / "split.h5"
     path.write_bytes(bytes(b))
-    for reader in (read_split_artifact, lambda p: open_artifact(p).close(), load_model):
+    for reader in (read_split, lambda p: open_artifact(p).close(), load_model):
         try:
             reader(path)
         except BadInputError as exc:

@@ -10,8 +10,8 @@ import torch
 
 from bsd_audit.config import resolve_config
 from bsd_audit.data import ImageDataset, Normalizer
-from bsd_audit.engine.loops import new_model
-from bsd_audit.engine.runtime import make_runtime
+from bsd_audit.training.loops import new_model
+from bsd_audit.training.runtime import make_runtime
 from bsd_audit.method.mixmatch import mixmatch_step, sharpen, unsupervised_weight
 
 

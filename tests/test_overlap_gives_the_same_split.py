@@ -1,4 +1,4 @@
-"""Overlapping the two models' updates (engine/overlap.py) changes when work runs, never the result."""
+"""Overlapping the two models' updates (training/overlap.py) changes when work runs, never the result."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import threading
 import pytest
 import torch
 
-from bsd_audit import audit
+from bsd_audit import api
 from bsd_audit.config import resolve_config
-from bsd_audit.engine.overlap import overlap_enabled, side_by_side
-from bsd_audit.engine.runtime import Runtime
+from bsd_audit.training.overlap import overlap_enabled, side_by_side
+from bsd_audit.training.runtime import Runtime
 from resume_helpers import OVERRIDES, assert_same_split
 
 
@@ -18,7 +18,7 @@ def test_overlap_on_gives_the_same_split_as_off(tiny_split, tmp_path):
     # tiny_split ran with overlap=auto, which is off on a CPU
     assert not overlap_enabled(resolve_config("cpu", OVERRIDES), Runtime(torch.device("cpu"), None, False))
     out = tmp_path / "overlapped.h5"
-    audit.split(tiny_split["data"], out, resolve_config("cpu", {**OVERRIDES, "overlap": "on"}),
+    api.split(tiny_split["data"], out, resolve_config("cpu", {**OVERRIDES, "overlap": "on"}),
                 truth_manifest=tiny_split["manifest"])
     assert_same_split(tiny_split["split"], out)
 
@@ -68,5 +68,5 @@ def test_overlap_setting_decides_where_it_runs(setting, device, compile_, expect
 def test_overlap_setting_is_checked():
     from bsd_audit.errors import UsageError
 
-    with pytest.raises(UsageError, match="overlap must be auto, on or off"):
+    with pytest.raises(UsageError, match="overlap 'sometimes': Input should be 'auto', 'on' or 'off'"):
         resolve_config("cpu", {"overlap": "sometimes"})

@@ -4,14 +4,14 @@ how strong its vote is, whether the two estimates agree, the pool sizes; an atta
 
 from __future__ import annotations
 
-from bsd_audit.report.verdict import verdict_text
+from bsd_audit.report.headline import headline
 
 TARGET = {"target_name": "bird", "confidence": 0.84, "agree": True, "second_likely_name": "bird",
           "source": "lga", "num_isolated": 25}
 
 
 def test_strong_agreeing_vote():
-    text = " ".join(verdict_text(TARGET, 2500, 1603))
+    text = " ".join(headline(TARGET, 2500, 1603))
     assert text.startswith("The most likely attack target is \u201cbird\u201d (strong evidence).")
     assert "84% of the 25 lowest-loss samples" in text and "agrees" in text
     assert "1,603 of 2,500 images (64%)" in text and "897" in text
@@ -19,18 +19,18 @@ def test_strong_agreeing_vote():
 
 
 def test_disagreement_is_weak_and_names_the_other_estimate():
-    text = " ".join(verdict_text({**TARGET, "agree": False, "second_likely_name": "cat"}, 100, 60))
+    text = " ".join(headline({**TARGET, "agree": False, "second_likely_name": "cat"}, 100, 60))
     assert "weak evidence" in text and "\u201ccat\u201d instead" in text
 
 
 def test_user_target():
-    text = " ".join(verdict_text({**TARGET, "source": "user"}, 100, 60))
+    text = " ".join(headline({**TARGET, "source": "user"}, 100, 60))
     assert "given by the user" in text and "lowest-loss" not in text
 
 
 def test_verdict_group_leads():
-    found = verdict_text(TARGET, 100, 60, {"attack_present": True, "reason": "Loss gap far above clean runs."})
+    found = headline(TARGET, 100, 60, {"attack_present": True, "reason": "Loss gap far above clean runs."})
     assert found[0].startswith("Backdoor poisoning found") and found[1] == "Loss gap far above clean runs."
     assert not any("no attack-present decision" in s for s in found)
-    none = verdict_text(TARGET, 100, 60, {"attack_present": False})
+    none = headline(TARGET, 100, 60, {"attack_present": False})
     assert none[0] == "No backdoor attack found in this dataset."

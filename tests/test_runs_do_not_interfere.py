@@ -10,7 +10,7 @@ import sys
 import h5py
 import numpy as np
 
-from bsd_audit import audit
+from bsd_audit import api
 from bsd_audit.config import resolve_config
 from conftest import TINY_OVERRIDES
 from resume_helpers import SETS
@@ -25,7 +25,7 @@ def test_repeated_and_parallel_runs_give_the_same_split(tiny_poisoned, tmp_path)
     data, _, _ = tiny_poisoned
     cfg = resolve_config("cpu", TINY_OVERRIDES)
     for i in range(3):
-        audit.split(data, tmp_path / f"seq{i}.h5", cfg)
+        api.split(data, tmp_path / f"seq{i}.h5", cfg)
     cmd = [sys.executable, "-m", "bsd_audit", "split", str(data), "--quiet", *SETS]
     procs = [subprocess.Popen(cmd + ["--out", str(tmp_path / f"par{i}.h5")], stderr=subprocess.PIPE) for i in range(2)]
     for p in procs:

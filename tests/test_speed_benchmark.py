@@ -1,4 +1,4 @@
-"""benchmarks/speed.py reports what it promises (README, Speed): step throughput of the tool and of
+"""benchmarks/speed.py reports what it promises (docs/measurements/speed.md): step throughput of the tool and of
 the torchvision baseline with their ratio, per-stage times and the projected audit, memory, threads,
 and the per-size figures, as a table and as JSON. No timing is asserted: only that every figure is there."""
 

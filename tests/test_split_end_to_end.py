@@ -10,7 +10,7 @@ import numpy as np
 from typer.testing import CliRunner
 
 from bsd_audit.cli import app
-from bsd_audit.models import build_model
+from bsd_audit.training.nets import build_model
 from conftest import TINY_OVERRIDES
 
 runner = CliRunner()

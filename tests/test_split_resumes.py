@@ -17,11 +17,11 @@ import h5py
 import pytest
 from typer.testing import CliRunner
 
-from bsd_audit import audit
+from bsd_audit import api
 from bsd_audit.cli import app
 from bsd_audit.config import resolve_config
 from bsd_audit.errors import EXIT_BAD_INPUT, BadInputError
-from bsd_audit.io.artifacts import open_artifact
+from bsd_audit.artifacts.h5 import open_artifact
 from resume_helpers import OVERRIDES, SETS, Interrupt, assert_same_split, checkpoint_attrs, stop_at
 
 REPO = Path(__file__).resolve().parents[1]
@@ -51,11 +51,11 @@ def test_interrupted_split_resumes_to_the_same_result(tiny, tmp_path, phase, epo
     cfg = resolve_config("cpu", OVERRIDES)
     out = tmp_path / "split.h5"
     with pytest.raises(Interrupt):
-        audit.split(tiny["data"], out, cfg, truth_manifest=tiny["manifest"], after_epoch=stop_at(phase, epoch))
-    ckpt = audit.checkpoint_path(out)
+        api.split(tiny["data"], out, cfg, truth_manifest=tiny["manifest"], after_epoch=stop_at(phase, epoch))
+    ckpt = api.checkpoint_path(out)
     assert not out.exists() and ckpt.exists()
     assert checkpoint_attrs(ckpt) == {"phase": phase, "epoch": epoch + 1}
-    s = audit.split(tiny["data"], out, cfg, truth_manifest=tiny["manifest"])
+    s = api.split(tiny["data"], out, cfg, truth_manifest=tiny["manifest"]).to_dict()
     assert s["resumed_from"] == {"phase": phase, "epoch": epoch + 1, "settings_changed": {}}
     assert_same_split(tiny["straight"], out)
     assert not ckpt.exists()  # deleted once the artifact is written
@@ -67,8 +67,8 @@ def test_interrupted_twice(tiny, tmp_path):
     out = tmp_path / "split.h5"
     for phase, epoch in [("target", 2), ("bsd", 2), ("bsd", 5)]:
         with pytest.raises(Interrupt):
-            audit.split(tiny["data"], out, cfg, truth_manifest=tiny["manifest"], after_epoch=stop_at(phase, epoch))
-    audit.split(tiny["data"], out, cfg, truth_manifest=tiny["manifest"])
+            api.split(tiny["data"], out, cfg, truth_manifest=tiny["manifest"], after_epoch=stop_at(phase, epoch))
+    api.split(tiny["data"], out, cfg, truth_manifest=tiny["manifest"])
     assert_same_split(tiny["straight"], out)
 
 
@@ -76,12 +76,12 @@ def test_interrupted_split_from_a_target_artifact(tiny, tmp_path):
     """With --target-from the warm-up is skipped; Algorithm 1's checkpoint alone is resumed."""
     cfg = resolve_config("cpu", OVERRIDES)
     target = tmp_path / "target.h5"
-    audit.detect(tiny["data"], target, cfg)
+    api.detect_target(tiny["data"], target, cfg)
     straight, out = tmp_path / "straight.h5", tmp_path / "split.h5"
-    audit.split(tiny["data"], straight, cfg, target_from=target)
+    api.split(tiny["data"], straight, cfg, target_from=target)
     with pytest.raises(Interrupt):
-        audit.split(tiny["data"], out, cfg, target_from=target, after_epoch=stop_at("bsd", 4))
-    s = audit.split(tiny["data"], out, cfg, target_from=target)
+        api.split(tiny["data"], out, cfg, target_from=target, after_epoch=stop_at("bsd", 4))
+    s = api.split(tiny["data"], out, cfg, target_from=target).to_dict()
     assert s["source"] == "artifact" and s["resumed_from"]["epoch"] == 5
     assert_same_split(straight, out)
 
@@ -92,7 +92,7 @@ def test_sigkill_mid_run_then_resume(tiny, tmp_path):
     checkpoint, and the same command run again finishes with the uninterrupted run's result.
     BSD_AUDIT_EPOCH_DELAY (tests only) slows the epochs down so the kill lands mid-run."""
     out = tmp_path / "split.h5"
-    ckpt = audit.checkpoint_path(out)
+    ckpt = api.checkpoint_path(out)
     cmd = [sys.executable, "-m", "bsd_audit", "split", str(tiny["data"]), "--out", str(out), "--truth",
            str(tiny["manifest"]), "--preset", "cpu", "--quiet", *SETS]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
@@ -130,8 +130,8 @@ def test_sigkill_mid_run_then_resume(tiny, tmp_path):
 # ------------------------------------------------------------------------------ refusals
 def _interrupted(tiny, out: Path, cfg, **kw) -> Path:
     with pytest.raises(Interrupt):
-        audit.split(tiny["data"], out, cfg, after_epoch=stop_at("bsd", 1), **kw)
-    return audit.checkpoint_path(out)
+        api.split(tiny["data"], out, cfg, after_epoch=stop_at("bsd", 1), **kw)
+    return api.checkpoint_path(out)
 
 
 def test_checkpoint_of_other_settings_or_options_is_refused(tiny, tmp_path):
@@ -141,11 +141,11 @@ def test_checkpoint_of_other_settings_or_options_is_refused(tiny, tmp_path):
     before = ckpt.read_bytes()
     other = resolve_config("cpu", {**OVERRIDES, "seed": 5})
     with pytest.raises(BadInputError, match=r"s\.ckpt\.h5: checkpoint made with other settings \(seed differ.*--no-resume"):
-        audit.split(tiny["data"], out, other)
+        api.split(tiny["data"], out, other)
     with pytest.raises(BadInputError, match=r"s\.ckpt\.h5: checkpoint of another run \(target differ.*--no-resume"):
-        audit.split(tiny["data"], out, cfg, target="bee")
+        api.split(tiny["data"], out, cfg, target="bee")
     with pytest.raises(BadInputError, match=r"checkpoint of another run \(truth differ"):
-        audit.split(tiny["data"], out, cfg, truth_manifest=tiny["manifest"])
+        api.split(tiny["data"], out, cfg, truth_manifest=tiny["manifest"])
     assert ckpt.read_bytes() == before and not out.exists()  # a refusal touches nothing
 
 
@@ -157,7 +157,7 @@ def test_checkpoint_of_another_kind_of_device_is_refused(tiny, tmp_path):
     with h5py.File(ckpt, "a") as f:
         f.attrs["device"] = "cuda:0 (NVIDIA H100 80GB HBM3)"
     with pytest.raises(BadInputError, match=r"s\.ckpt\.h5: checkpoint made on cuda:0 .*this run is on cpu.*--no-resume"):
-        audit.split(tiny["data"], out, cfg)
+        api.split(tiny["data"], out, cfg)
 
 
 def test_checkpoint_of_other_data_is_refused_through_the_cli(tiny, tmp_path):

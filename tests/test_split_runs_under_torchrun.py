@@ -18,7 +18,7 @@ import pytest
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc to find torchrun's workers")
 
-from bsd_audit import audit
+from bsd_audit import api
 from resume_helpers import SETS, assert_same_split, checkpoint_attrs, datasets, straight_split
 
 REPO = Path(__file__).resolve().parents[1]
@@ -102,7 +102,7 @@ def test_torchrun_split_agrees_with_one_process(runs):
 
 def test_torchrun_split_resumes_after_every_rank_is_killed(runs, tmp_path):
     out = tmp_path / "split.h5"
-    ckpt = audit.checkpoint_path(out)
+    ckpt = api.checkpoint_path(out)
     cmd = _split_cmd(runs["data"], out, runs["manifest"])
     proc = subprocess.Popen(cmd, env={**ENV, "BSD_AUDIT_EPOCH_DELAY": "0.3"}, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, cwd=tmp_path)

@@ -1,6 +1,6 @@
 """The target class keeps its least trigger-like share (by a warm-up score: fit rank or ALS) through
 class completion and the selective drop, so it never leaves the clean pool (Decision in
-docs/decisions.md)."""
+docs/decisions/0008-target-keep.md)."""
 
 from __future__ import annotations
 

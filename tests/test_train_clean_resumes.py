@@ -7,7 +7,7 @@ import h5py
 import numpy as np
 import pytest
 
-from bsd_audit import audit
+from bsd_audit import api
 from bsd_audit.config import resolve_config
 from bsd_audit.errors import BadInputError
 from conftest import TINY_OVERRIDES
@@ -34,16 +34,16 @@ def test_resumed_run_matches_an_uninterrupted_one(tiny_split, tmp_path, mode):
     cfg = resolve_config("cpu", {**TINY_OVERRIDES, "purify_epochs": 3})
     split = None if mode == "baseline" else tiny_split["split"]
     straight = tmp_path / "straight.h5"
-    audit.train_clean(tiny_split["data"], straight, cfg, split, mode)
+    api.train_clean(tiny_split["data"], straight, cfg, split, mode)
 
     out = tmp_path / "resumed.h5"
     with pytest.raises(_Interrupt):
-        audit.train_clean(tiny_split["data"], out, cfg, split, mode, after_epoch=_stop_after(2))
+        api.train_clean(tiny_split["data"], out, cfg, split, mode, after_epoch=_stop_after(2))
     assert not out.exists()
-    ckpt = audit.checkpoint_path(out)
+    ckpt = api.checkpoint_path(out)
     with h5py.File(ckpt) as f:
         assert f.attrs["epoch"] == 2
-    s = audit.train_clean(tiny_split["data"], out, cfg, split, mode)
+    s = api.train_clean(tiny_split["data"], out, cfg, split, mode).to_dict()
     assert s["resumed_from_epoch"] == 2
     a, b = _weights(straight), _weights(out)
     assert a.keys() == b.keys()
@@ -55,14 +55,14 @@ def test_checkpoint_of_other_settings_is_refused(tiny_split, tmp_path):
     cfg = resolve_config("cpu", {**TINY_OVERRIDES, "purify_epochs": 3})
     out = tmp_path / "p.h5"
     with pytest.raises(_Interrupt):
-        audit.train_clean(tiny_split["data"], out, cfg, tiny_split["split"], after_epoch=_stop_after(1))
+        api.train_clean(tiny_split["data"], out, cfg, tiny_split["split"], after_epoch=_stop_after(1))
     other = resolve_config("cpu", {**TINY_OVERRIDES, "purify_epochs": 3, "seed": 5})
     with pytest.raises(BadInputError, match=r"p\.ckpt\.h5: checkpoint made with other settings \(seed differ"):
-        audit.train_clean(tiny_split["data"], out, other, tiny_split["split"])
+        api.train_clean(tiny_split["data"], out, other, tiny_split["split"])
     with pytest.raises(BadInputError, match="checkpoint of another run"):
-        audit.train_clean(tiny_split["data"], out, cfg, None, "baseline")
+        api.train_clean(tiny_split["data"], out, cfg, None, "baseline")
     # --no-resume starts again from scratch and replaces the stale checkpoint
-    s = audit.train_clean(tiny_split["data"], out, other, tiny_split["split"], resume=False)
+    s = api.train_clean(tiny_split["data"], out, other, tiny_split["split"], resume=False).to_dict()
     assert s["resumed_from_epoch"] == 0 and out.exists()
 
 
@@ -72,11 +72,11 @@ def test_a_full_disk_at_the_weights_file_keeps_the_checkpoint(tiny_split, tmp_pa
     import errno
     import os
 
-    import bsd_audit.io.models as models
+    import bsd_audit.artifacts.model as models
 
     cfg = resolve_config("cpu", {**TINY_OVERRIDES, "purify_epochs": 2})
     straight = tmp_path / "straight.h5"
-    audit.train_clean(tiny_split["data"], straight, cfg, None, "baseline")
+    api.train_clean(tiny_split["data"], straight, cfg, None, "baseline")
 
     def full(*_a, **_k):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -85,10 +85,10 @@ def test_a_full_disk_at_the_weights_file_keeps_the_checkpoint(tiny_split, tmp_pa
     with monkeypatch.context() as m:
         m.setattr(models, "write_tensors", full)
         with pytest.raises(BadInputError, match=r"No space left on device.*run the same command again"):
-            audit.train_clean(tiny_split["data"], out, cfg, None, "baseline")
-    assert not out.exists() and audit.checkpoint_path(out).exists()
-    s = audit.train_clean(tiny_split["data"], out, cfg, None, "baseline")
+            api.train_clean(tiny_split["data"], out, cfg, None, "baseline")
+    assert not out.exists() and api.checkpoint_path(out).exists()
+    s = api.train_clean(tiny_split["data"], out, cfg, None, "baseline").to_dict()
     assert s["resumed_from_epoch"] == 2
-    assert not audit.checkpoint_path(out).exists()
+    assert not api.checkpoint_path(out).exists()
     a, b = _weights(straight), _weights(out)
     assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)

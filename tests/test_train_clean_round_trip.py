@@ -15,10 +15,11 @@ from typer.testing import CliRunner
 from bsd_audit.cli import app
 from bsd_audit.config import resolve_config
 from bsd_audit.data import Normalizer, load_imagefolder
-from bsd_audit.engine.loops import predict
-from bsd_audit.engine.purify import train_model
-from bsd_audit.engine.runtime import make_runtime
-from bsd_audit.io.models import load_model, read_split, write_model_artifact
+from bsd_audit.training.loops import predict
+from bsd_audit.method.purify import train_model
+from bsd_audit.training.runtime import make_runtime
+from bsd_audit.artifacts.model import load_model, write_model
+from bsd_audit.artifacts.split import read_split
 from conftest import TINY_OVERRIDES
 
 runner = CliRunner()
@@ -33,11 +34,11 @@ def test_weights_round_trip_give_identical_outputs(tiny_split, tmp_path, arch):
     ds = load_imagefolder(tiny_split["data"], cfg.image_size, rt.device)
     mean, std = ds.channel_stats()
     norm = Normalizer(mean, std, rt.device, rt.channels_last)
-    clean = read_split(tiny_split["split"], ds)["clean"]
-    res = train_model(ds, norm, cfg, rt, "mixmatch", clean, {"test": arch})
+    clean = read_split(tiny_split["split"], ds).clean
+    res = train_model(ds, norm, cfg, rt, "mixmatch", clean, rt.generator(cfg.seed), np.random.default_rng(cfg.seed))
     in_memory = predict(res.model, ds, norm, rt, 64)
     path = tmp_path / "m.h5"
-    write_model_artifact(path, res.model, ds, cfg, rt.describe(), "mixmatch", mean, std, 2, "s.h5", "", res.history, {})
+    write_model(path, res.model, ds, cfg, rt.describe(), "mixmatch", mean, std, 2, "s.h5", "", res.history, {})
     loaded = load_model(path)
     assert loaded.arch == arch and loaded.classes == ds.classes and loaded.image_size == cfg.image_size
     assert loaded.fingerprint == ds.fingerprint and loaded.config["arch"] == arch

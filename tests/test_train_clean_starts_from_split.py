@@ -8,9 +8,9 @@ import h5py
 import numpy as np
 import pytest
 
-from bsd_audit import audit
+from bsd_audit import api
 from bsd_audit.config import resolve_config
-from bsd_audit.io.artifacts import read_tensors
+from bsd_audit.artifacts.h5 import read_tensors
 from conftest import TINY_OVERRIDES
 
 # lr 0: Adam leaves the weights where they started, so the start can be read off the weights file
@@ -29,8 +29,8 @@ def _params(state):  # batch-norm running statistics move even at lr 0: compare 
 @pytest.mark.parametrize("init", ["split", "scratch"])
 def test_start_from_split_or_scratch(tiny_split, tmp_path, init):
     out = tmp_path / "m.h5"
-    s = audit.train_clean(tiny_split["data"], out, resolve_config("cpu", {**FROZEN, "purify_init": init}),
-                          tiny_split["split"])
+    s = api.train_clean(tiny_split["data"], out, resolve_config("cpu", {**FROZEN, "purify_init": init}),
+                          tiny_split["split"]).to_dict()
     assert s["init"] == ("split main model" if init == "split" else "scratch")
     main = _params(_weights(tiny_split["split"], "weights/main"))
     model = _params(_weights(out, "weights/model"))
@@ -41,10 +41,10 @@ def test_start_from_split_or_scratch(tiny_split, tmp_path, init):
 
 def test_another_architecture_starts_from_new_weights(tiny_split, tmp_path):
     cfg = resolve_config("cpu", {**FROZEN, "arch": "mobilenet_v2", "width": 0.25})
-    s = audit.train_clean(tiny_split["data"], tmp_path / "m.h5", cfg, tiny_split["split"])
+    s = api.train_clean(tiny_split["data"], tmp_path / "m.h5", cfg, tiny_split["split"]).to_dict()
     assert s["init"] == "scratch"
 
 
 def test_baseline_never_starts_from_a_split(tiny_split, tmp_path):
-    s = audit.train_clean(tiny_split["data"], tmp_path / "b.h5", resolve_config("cpu", FROZEN), mode="baseline")
+    s = api.train_clean(tiny_split["data"], tmp_path / "b.h5", resolve_config("cpu", FROZEN), mode="baseline").to_dict()
     assert s["init"] == "scratch"

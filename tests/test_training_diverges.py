@@ -10,10 +10,10 @@ import math
 import pytest
 from typer.testing import CliRunner
 
-from bsd_audit import audit
+from bsd_audit import api
 from bsd_audit.cli import app
 from bsd_audit.config import Config, lga_epochs, resolve_config
-from bsd_audit.engine.loops import check_finite
+from bsd_audit.training.loops import check_finite
 from bsd_audit.errors import EXIT_DIVERGED, TrainingDivergedError
 from resume_helpers import OVERRIDES, SETS, assert_same_split, straight_split
 
@@ -51,7 +51,7 @@ def test_split_warmup_diverges_exit_7(tiny, tmp_path):
     assert f"--set altruistic_lr={Config().altruistic_lr:g}" in r.stderr  # back to the default
     assert "No checkpoint was written before it" in r.stderr  # the very first epoch diverged
     assert "Traceback" not in r.output
-    assert not out.exists() and not audit.checkpoint_path(out).exists()
+    assert not out.exists() and not api.checkpoint_path(out).exists()
 
 
 @pytest.mark.parametrize("field,stage,epoch,kept", [
@@ -60,16 +60,16 @@ def test_split_warmup_diverges_exit_7(tiny, tmp_path):
 ])
 def test_split_stage_diverges_then_resumes_with_a_lower_rate(tiny, tmp_path, field, stage, epoch, kept):
     out = tmp_path / "s.h5"
-    ckpt = audit.checkpoint_path(out)
+    ckpt = api.checkpoint_path(out)
     with pytest.raises(TrainingDivergedError) as info:
-        audit.split(tiny["data"], out, resolve_config("cpu", {**OVERRIDES, field: HUGE}))
+        api.split(tiny["data"], out, resolve_config("cpu", {**OVERRIDES, field: HUGE}))
     msg = str(info.value)
     assert f"the {stage} loss became NaN in epoch {epoch} of 7" in msg
     assert f"The last good checkpoint, {ckpt} ({kept}), is kept" in msg and "--no-resume" in msg
     assert not out.exists() and ckpt.exists()
     # the same command at the default rate continues from the last good epoch; nothing of the diverged
     # epoch was saved, so the result is the one a run at the default rate gives from the start
-    s = audit.split(tiny["data"], out, resolve_config("cpu", OVERRIDES))
+    s = api.split(tiny["data"], out, resolve_config("cpu", OVERRIDES)).to_dict()
     default = getattr(Config(), field)
     assert s["resumed_from"]["settings_changed"] == {field: [HUGE, default]}
     assert_same_split(tiny["straight"], out)
@@ -88,10 +88,10 @@ def test_altruistic_model_diverges_during_bsd(tiny, tmp_path):
             raise Stop
 
     with pytest.raises(Stop):
-        audit.split(tiny["data"], out, resolve_config("cpu", OVERRIDES), after_epoch=stop_after_warmup)
+        api.split(tiny["data"], out, resolve_config("cpu", OVERRIDES), after_epoch=stop_after_warmup)
     with pytest.raises(TrainingDivergedError, match=r"the altruistic model loss became NaN in epoch 1 of 7.*"
                                                     rf"after {LGA_EPOCHS} epoch\(s\) of the altruistic warm-up"):
-        audit.split(tiny["data"], out, resolve_config("cpu", {**OVERRIDES, "altruistic_lr": HUGE}))
+        api.split(tiny["data"], out, resolve_config("cpu", {**OVERRIDES, "altruistic_lr": HUGE}))
 
 
 def test_train_clean_diverges_exit_7(tiny, tmp_path):
@@ -104,4 +104,4 @@ def test_train_clean_diverges_exit_7(tiny, tmp_path):
     assert not out.exists()
     cfg = resolve_config("cpu", {**OVERRIDES, "purify_epochs": 2, "mixmatch_lr": HUGE})
     with pytest.raises(TrainingDivergedError, match=r"the train-clean \(mixmatch\) loss became NaN in epoch 1 of 2"):
-        audit.train_clean(tiny["data"], tmp_path / "purified.h5", cfg, tiny["straight"])
+        api.train_clean(tiny["data"], tmp_path / "purified.h5", cfg, tiny["straight"])

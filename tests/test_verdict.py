@@ -1,4 +1,4 @@
-"""The attack-present verdict and the suspicious list (verdict.py), on hand-made warm-up evidence: a
+"""The attack-present verdict and the suspicious list (method/verdict.py), on hand-made warm-up evidence: a
 target class with a group fitted far better than any honest class is 'poisoned' and that group is
 the list; classes that differ only in difficulty are 'clean' with an empty list."""
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bsd_audit.metrics import precision_at_recall
-from bsd_audit.verdict import (CLEAN_SCORE, MIN_REFERENCE_CLASSES, POISONED_SCORE, Evidence, attack_verdict,
+from bsd_audit.method.verdict import (CLEAN_SCORE, MIN_REFERENCE_CLASSES, POISONED_SCORE, Evidence, attack_verdict,
                                list_line, logit_ranks, lower_spread)
 
 

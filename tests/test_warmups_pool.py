@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from bsd_audit.audit import prepare
+from bsd_audit.api import prepare
 from bsd_audit.config import AUTO_WARMUPS, AUTO_WARMUPS_MAX_IMAGES, lga_epochs, resolve_config, warmups_for
-from bsd_audit.engine.progress import Progress
+from bsd_audit.training.progress import Progress
 from bsd_audit.method.target import detect_target, window_epochs
 from conftest import TINY_OVERRIDES
 

@@ -28,7 +28,7 @@ def augment(batch_u8: torch.Tensor, generator: torch.Generator, translate: int =
 
     ``generator`` lives on the batch's device so the draw is reproducible there. ``share=(n, mine)``
     says the batch is the rows ``mine`` of a global batch of ``n`` (data-parallel training,
-    engine/distributed.py): the draws are made for all ``n`` and this batch takes its rows of them,
+    training/distributed.py): the draws are made for all ``n`` and this batch takes its rows of them,
     so every rank's generator stays in step and each sample is augmented as in one process.
     """
     n, _, h, w = batch_u8.shape

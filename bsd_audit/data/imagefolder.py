@@ -336,7 +336,7 @@ def _decode_all(tree: ScannedTree, image_size: int, max_image_pixels: int, worke
 
     # PIL releases the GIL in its decoders and resize, so threads use every core on large images without
     # process start-up cost; on 32x32 ones the Python around them holds the GIL, and two processes were
-    # ~1.5x faster (docs/scale.md) for a decode the cache makes once per dataset.
+    # ~1.5x faster (docs/decisions/0023-decode-with-threads.md) for a decode the cache makes once per dataset.
     pool = ThreadPoolExecutor(max_workers=workers)
     try:
         starts = iter(range(0, n, chunk))

@@ -12,8 +12,8 @@ from torch import nn
 
 from ..config import Config
 from ..data import ImageDataset, Normalizer
-from ..engine.loops import new_model, train_epoch
-from ..engine.runtime import Runtime
+from ..training.loops import new_model, train_epoch
+from ..training.runtime import Runtime
 from .losses import lga_loss
 
 

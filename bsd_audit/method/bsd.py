@@ -19,12 +19,11 @@ import torch.nn.functional as F
 
 from ..config import Config
 from ..data import ImageDataset, Normalizer
-from ..engine.distributed import broadcast_mask
-from ..engine.loops import check_finite, new_model, predict, train_epoch
-from ..engine.overlap import overlap_enabled, side_by_side, side_generator
-from ..engine.progress import Progress
-from ..engine.runtime import Runtime
-from ..io.checkpoint import restore_optimizer
+from ..training.distributed import broadcast_mask
+from ..training.loops import check_finite, new_model, predict, restore_optimizer, train_epoch
+from ..training.overlap import overlap_enabled, side_by_side, side_generator
+from ..training.progress import Progress
+from ..training.runtime import Runtime
 from .altruistic import altruistic_epoch, new_altruistic
 from .als import als_split, top_share
 from .losses import sce_loss
@@ -65,7 +64,7 @@ class SplitResult:
 @dataclass
 class BSDState:
     """Algorithm 1 between two epochs: what a checkpoint keeps so that the run continues as if it had
-    never stopped (io/split_checkpoint.py). The generators' states are kept beside it."""
+    never stopped (artifacts/checkpoint.py). The generators' states are kept beside it."""
 
     epoch: int  # epochs T completed
     models: dict[str, dict]  # main, altruistic: state_dicts
@@ -78,7 +77,7 @@ POOL_NAMES = ("clean", "clean_init", "clean_oss", "clean_als", "oss_scores", "in
 
 
 def _kept_target(estimate: TargetEstimate, labels: np.ndarray, target: int, cfg: Config) -> np.ndarray | None:
-    """The target-class samples that stay clean throughout (config target_keep, docs/decisions.md)."""
+    """The target-class samples that stay clean throughout (config target_keep, docs/decisions/0008-target-keep.md)."""
     if cfg.target_keep == "off":
         return None
     # higher = more clean-like for both: the warm-up loss (ALS), or the fit rank (0 = fitted best)
@@ -130,7 +129,7 @@ def run_bsd(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, estima
     poison mask (ground truth of a benchmark), used only to record figures, never to decide.
     ``resume`` continues from a checkpointed state (``gen`` and ``rng`` restored by the caller);
     ``maybe_checkpoint`` is called with the state at the end of every epoch. ``excluded`` (the
-    verdict's suspicious list) never enters the clean pool (Decision, docs/decisions.md).
+    verdict's suspicious list) never enters the clean pool (Decision, docs/decisions/0009-exclude-suspicious.md).
     """
     progress = progress or Progress()
     C, N = ds.num_classes, len(ds)

@@ -16,9 +16,9 @@ from torch import nn
 
 from ..config import Config
 from ..data import ImageDataset, Normalizer, augment
-from ..engine.distributed import mean_across, shard, training_view
-from ..engine.loops import Stream
-from ..engine.runtime import Runtime
+from ..training.distributed import mean_across, shard, training_view
+from ..training.loops import Stream
+from ..training.runtime import Runtime
 
 
 def sharpen(p: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -35,7 +35,7 @@ def mixmatch_step(model: nn.Module, opt: torch.optim.Optimizer, ds: ImageDataset
                   idx_u: torch.Tensor, norm: Normalizer, cfg: Config, rt: Runtime, gen: torch.Generator,
                   rng: np.random.Generator, weight_u: float) -> torch.Tensor:
     """One MixMatch update on the global batches ``idx_l``, ``idx_u``; under torchrun each rank
-    takes its share of both (engine/distributed.py). Returns the loss as a device tensor (no host
+    takes its share of both (training/distributed.py). Returns the loss as a device tensor (no host
     sync here)."""
     C = ds.num_classes
     n_l, n_u = len(idx_l), len(idx_u)

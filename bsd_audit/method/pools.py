@@ -73,7 +73,7 @@ def selective_drop(clean: np.ndarray, pred_main: np.ndarray, pred_altruistic: np
 
 def target_keep(scores: np.ndarray, labels: np.ndarray, target: int, share: float) -> np.ndarray:
     """The target-class samples kept clean through class completion and selective drop (Decision,
-    docs/decisions.md): the top ``share`` of D_t by a warm-up score where high = unlike a trigger
+    docs/decisions/0008-target-keep.md): the top ``share`` of D_t by a warm-up score where high = unlike a trigger
     (the fit rank averaged over the loss window, or the ALS loss).
 
     Class completion ranks by I, and inside D_t I cannot tell clean from poison: the main model never

@@ -11,7 +11,7 @@ Not in the paper: ``altruistic_warmups`` independent warm-ups (their own initial
 order) pool their evidence. Each sample's window losses and fit ranks are averaged over all of them,
 and the vote is taken on the pooled losses. At a few thousand images one warm-up's fit of a 2-3 %
 trigger depends on its seed; a poisoned sample is fitted early in every run, an honest one only in
-some, so the average keeps the poison's tail and narrows the honest spread (docs/decisions.md).
+some, so the average keeps the poison's tail and narrows the honest spread (docs/decisions/0013-pooled-warmups.md).
 """
 
 from __future__ import annotations
@@ -25,10 +25,9 @@ import torch.nn.functional as F
 
 from ..config import Config, warmups_for
 from ..data import ImageDataset, Normalizer
-from ..engine.distributed import sum_across_
-from ..engine.loops import check_finite
-from ..engine.runtime import Runtime
-from ..io.checkpoint import restore_optimizer
+from ..training.distributed import sum_across_
+from ..training.loops import check_finite, restore_optimizer
+from ..training.runtime import Runtime
 from .altruistic import altruistic_epoch, new_altruistic
 from .losses import sce_loss
 
@@ -63,7 +62,7 @@ class TargetEstimate:
 @dataclass
 class WarmupState:
     """The warm-up loop between two epochs: what a checkpoint keeps so that it continues as if it had
-    never stopped (io/split_checkpoint.py). The device generator's state is kept beside it."""
+    never stopped (artifacts/checkpoint.py). The device generator's state is kept beside it."""
 
     epoch: int  # epochs completed, counted over all warm-ups (run r's epoch e is r * E + e)
     model: dict  # the current warm-up's g_φ state_dict
@@ -115,7 +114,7 @@ def detect_target(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, 
     pass over D), and over the warm-ups. Decision: a single end-of-warm-up evaluation is fragile at
     small scale, where LGA makes the loss of every sample oscillate around γ from one epoch to the
     next; the average keeps what is stable, poison fitted early and kept low (measured in
-    docs/decisions.md). The last warm-up's g_φ is the one the split trains on.
+    docs/decisions/0013-pooled-warmups.md). The last warm-up's g_φ is the one the split trains on.
 
     ``resume`` continues from a checkpointed state (``gen`` restored by the caller);
     ``maybe_checkpoint`` is called with the state at the end of every epoch.
@@ -166,7 +165,7 @@ def detect_target(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, 
             ce_sum += epoch_ce
             sce_sum += epoch_sce
             # Rank of each sample's loss within the epoch, averaged over the window: LGA makes raw
-            # losses swing from one epoch to the next, ranks are stable (the suspicion score, verdict.py)
+            # losses swing from one epoch to the next, ranks are stable (the suspicion score, method/verdict.py)
             rank_sum += torch.argsort(torch.argsort(epoch_ce)).float() / max(N - 1, 1)
         maybe_checkpoint(WarmupState(step + 1, model.state_dict(), opt.state_dict(), sums, second_per_epoch, history))
         if progress is not None:

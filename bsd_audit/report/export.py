@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UsageError
-from ..io.split_data import SplitData, read_split_artifact
-from ..io.textfile import atomic_write_text
+from ..artifacts.split import SplitArtifact, read_split
+from ..artifacts.text import atomic_write_text
 from .format import get_format
 from .ranking import RankedTable, rank_samples
 
@@ -18,7 +18,7 @@ class Export:
     table: RankedTable  # the rows written (after --class and --top)
 
 
-def check_classes(data: SplitData, classes: list[str] | None) -> None:
+def check_classes(data: SplitArtifact, classes: list[str] | None) -> None:
     unknown = [c for c in classes or [] if c not in data.classes]
     if unknown:
         raise UsageError(f"--class {unknown[0]!r}: no such class in {data.path}. "
@@ -36,7 +36,7 @@ def export(artifact: Path, fmt: str = "csv", top: int | None = None, classes: li
     render them in ``fmt``; write the text to ``out`` (atomically) when given."""
     formatter = get_format(fmt)  # refuse a bad option before reading anything
     check_top(top)
-    data = read_split_artifact(artifact)
+    data = read_split(artifact)
     check_classes(data, classes)
     table = rank_samples(data).filtered(classes, top)
     text = formatter.render(table)

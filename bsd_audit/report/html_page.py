@@ -15,13 +15,13 @@ import numpy as np
 
 from .. import __version__
 from ..errors import BadInputError
-from ..io.split_data import SplitData, read_split_artifact
-from ..io.textfile import atomic_write_text
+from ..artifacts.split import SplitArtifact, read_split
+from ..artifacts.text import atomic_write_text
 from .export import check_top
 from .images import check_data_root, data_uri, thumbnail_png
 from .ranking import RankedTable, Row, rank_samples
 from .svg import Series, histogram_svg, pool_bars_svg
-from .verdict import verdict_of
+from .headline import headline_of
 
 CLEAN_COLOR, POISON_COLOR = "#2f6fd0", "#e8590c"
 THUMB_PX = 96
@@ -55,7 +55,7 @@ def _f(x: float, digits: int = 3) -> str:
     return "–" if not np.isfinite(x) else f"{x:.{digits}g}"
 
 
-def _vote_table(data: SplitData) -> str:
+def _vote_table(data: SplitArtifact) -> str:
     t = data.target
     votes = t["votes"]
     total = max(1, sum(votes))
@@ -81,14 +81,14 @@ def _vote_table(data: SplitData) -> str:
             f"<br><table>{fact_rows}</table></div>")
 
 
-def _pool_chart(data: SplitData) -> str:
+def _pool_chart(data: SplitArtifact) -> str:
     c = len(data.classes)
     clean = np.bincount(data.labels[data.clean], minlength=c).tolist()
     poison = np.bincount(data.labels[~data.clean], minlength=c).tolist()
     return pool_bars_svg(data.classes, clean, poison, int(data.target["target"]), (CLEAN_COLOR, POISON_COLOR))
 
 
-def _histograms(data: SplitData) -> str:
+def _histograms(data: SplitArtifact) -> str:
     out = []
     for key, title in (("als", "ALS: altruistic model's loss (high = clean)"),
                        ("indicator", "I: indicator, eq. 9 (high = clean)")):
@@ -117,10 +117,10 @@ def _cell(row: Row, uri: str) -> str:
             f'<div class="sc">suspicion {_f(row.suspicion)}</div></figcaption></figure>')
 
 
-def render_report(data: SplitData, table: RankedTable, thumbs: dict[int, str]) -> str:
+def render_report(data: SplitArtifact, table: RankedTable, thumbs: dict[int, str]) -> str:
     """The page. ``table`` holds the rows to show as thumbnails; ``thumbs`` maps sample index -> data URI."""
     n, clean_size = len(data), int(data.clean.sum())
-    sentences = verdict_of(data)
+    sentences = headline_of(data)
     verdict = f"<strong>{escape(sentences[0])}</strong> " + " ".join(escape(s) for s in sentences[1:])
     truth = ""
     if data.truth is not None:
@@ -165,7 +165,7 @@ def write_report(artifact: Path, data_root: Path, out: Path, top: int = 64) -> d
     out = Path(out)
     if not out.parent.exists():
         raise BadInputError(f"{out.parent}: output folder does not exist. Create it or choose another --out.")
-    data = read_split_artifact(artifact)
+    data = read_split(artifact)
     check_data_root(data, data_root)
     table = rank_samples(data).filtered(top=top)
     thumbs = {r.index: data_uri(thumbnail_png(Path(data_root) / r.path, THUMB_PX)) for r in table.rows}

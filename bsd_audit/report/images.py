@@ -17,7 +17,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ..data.imagefolder import _to_rgb, dataset_fingerprint
 from ..errors import BadInputError
-from ..io.split_data import SplitData
+from ..artifacts.split import SplitArtifact
 
 _MAX_LISTED = 8  # files named in one error message
 
@@ -27,7 +27,7 @@ def _listed(names: list[str]) -> str:
     return "\n  " + "\n  ".join(names[:_MAX_LISTED]) + more
 
 
-def check_data_root(data: SplitData, root: Path) -> None:
+def check_data_root(data: SplitArtifact, root: Path) -> None:
     """BadInputError unless every sample's file is under ``root`` and the fingerprint matches."""
     root = Path(root)
     if not root.is_dir():

@@ -3,7 +3,7 @@
 This module is the one place that decides what "suspicious" means for export and report; both read
 the order from ``rank_samples`` and the score from ``suspicion_scores``.
 
-Order: the suspicious list first (verdict.py: the target-class samples that look like a trigger
+Order: the suspicious list first (method/verdict.py: the target-class samples that look like a trigger
 shortcut), then the rest of the poison pool, then the clean pool; within each group by the suspicion
 score, highest first; ties by sample index, so the order is deterministic. A sample whose suspicion
 is NaN goes last in its group.
@@ -24,13 +24,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..io.split_data import SplitData
+from ..artifacts.split import SplitArtifact
 
 SUSPICION_FROM_ARTIFACT = "artifact: /scores/suspicion"
 SUSPICION_FALLBACK = "fallback: -I (indicator), -ALS where I is NaN"
 
 
-def suspicion_scores(data: SplitData) -> tuple[np.ndarray, str]:
+def suspicion_scores(data: SplitArtifact) -> tuple[np.ndarray, str]:
     """Per-sample suspicion (high = suspicious) and a short note of where it came from."""
     if data.suspicion is not None:
         return data.suspicion.astype(np.float64), SUSPICION_FROM_ARTIFACT
@@ -90,7 +90,7 @@ def ranking_order(clean: np.ndarray, suspicion: np.ndarray, suspicious: np.ndarr
     return np.lexsort((idx, key, nan, clean.astype(np.int8), ~listed))
 
 
-def rank_samples(data: SplitData) -> RankedTable:
+def rank_samples(data: SplitArtifact) -> RankedTable:
     """Every sample of the split in the reviewer's order (see the module docstring)."""
     suspicion, source = suspicion_scores(data)
     order = ranking_order(data.clean, suspicion, data.suspicious)

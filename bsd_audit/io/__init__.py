@@ -1,1 +1,0 @@
-"""Artifacts out: HDF5 files written atomically, validated on read."""

@@ -1,0 +1,96 @@
+"""Training a model on a finished split (train-clean) or on all data as labelled (the baseline).
+
+Three modes:
+  mixmatch    the purified model, as BSD trains its main model: clean pool labelled, poison pool
+              unlabelled (labels discarded, so the trigger -> target association is never taught)
+  supervised  cross-entropy on the clean pool alone (simpler, loses the poison pool's images)
+  baseline    cross-entropy on every sample as labelled: the no-defence model DER is measured against
+
+The state between two epochs (PurifyState) goes to the caller's ``maybe_checkpoint``; a run given
+that state back as ``resume`` ends with the same weights as a run that never stopped (same device).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..config import Config
+from ..data import ImageDataset, Normalizer
+from ..training.loops import check_finite, new_model, restore_optimizer, train_epoch
+from ..training.progress import Progress
+from ..training.runtime import Runtime
+from .mixmatch import mixmatch_epoch
+
+MODES = ("mixmatch", "supervised", "baseline")
+
+
+@dataclass
+class PurifyResult:
+    model: torch.nn.Module
+    history: list[dict]  # per epoch: {"epoch", "loss"}
+    resumed_from: int  # epochs read from a checkpoint (0 = fresh start)
+
+
+@dataclass
+class PurifyState:
+    """The training loop between two epochs: what a checkpoint keeps (artifacts/checkpoint.py)."""
+
+    epoch: int  # epochs completed
+    model: dict  # state_dict
+    optimizer: dict
+    history: list[dict]
+
+
+def train_model(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, mode: str,
+                clean: np.ndarray | None, gen: torch.Generator, rng: np.random.Generator,
+                progress: Progress | None = None, init_state: dict | None = None, resume: PurifyState | None = None,
+                maybe_checkpoint: Callable[[PurifyState], None] = lambda state: None) -> PurifyResult:
+    """Train for ``cfg.purify_epochs`` epochs in ``mode``. ``clean`` is the split's clean-pool mask
+    (None for the baseline). ``init_state``: weights to start from (the split's main model) instead
+    of a new model's. ``resume`` continues from a checkpointed state (``gen`` and ``rng`` restored by
+    the caller); ``maybe_checkpoint`` is called with the state at the end of every epoch."""
+    if mode not in MODES:
+        raise ValueError(f"mode {mode!r}: choose one of {', '.join(MODES)}")
+    progress = progress or Progress()
+    model = new_model(cfg, ds.num_classes, rt)
+    if init_state is not None:
+        model.load_state_dict(init_state)
+    lr_field = "mixmatch_lr" if mode == "mixmatch" else "warmup_lr"
+    opt = torch.optim.Adam(model.parameters(), lr=getattr(cfg, lr_field))
+    history: list[dict] = []
+    start = 0
+    if resume is not None:
+        model.load_state_dict(resume.model)
+        restore_optimizer(opt, resume.optimizer, getattr(cfg, lr_field))
+        history, start = list(resume.history), resume.epoch
+
+    if mode == "baseline":
+        train_idx = torch.arange(len(ds), device=rt.device)
+    else:
+        train_idx = torch.from_numpy(np.flatnonzero(clean)).to(rt.device)
+        if len(train_idx) == 0:
+            raise ValueError("the split's clean pool is empty: nothing to train on")
+    poison_idx = None if clean is None else torch.from_numpy(np.flatnonzero(~clean)).to(rt.device)
+
+    progress.start(f"train-clean ({mode})", cfg.purify_epochs)
+    progress.advance(start)
+    rampup = cfg.purify_epochs  # λ_u reaches its full value at the last epoch, as ASD's ramp over the run
+    # MixMatch draws batches from endless streams; a stream restarted on resume reshuffles from the
+    # restored generator, so resumed and uninterrupted runs draw the same batches.
+    for epoch in range(start, cfg.purify_epochs):
+        if mode == "mixmatch" and len(poison_idx) > 0:
+            loss = mixmatch_epoch(model, opt, ds, train_idx, poison_idx, norm, cfg, rt, gen, rng, epoch, rampup)
+        else:  # supervised, baseline, or a split with nothing in its poison pool
+            loss = train_epoch(model, opt, ds, train_idx, lambda z, y: F.cross_entropy(z, y, reduction="none"),
+                               lambda v: v.mean(), norm, cfg, rt, gen, cfg.warmup_batch_size)
+        check_finite(loss, f"train-clean ({mode})", epoch, cfg.purify_epochs, cfg, lr_field)
+        history.append({"epoch": epoch, "loss": loss})
+        maybe_checkpoint(PurifyState(epoch + 1, model.state_dict(), opt.state_dict(), history))
+        progress.advance(1, note=f"loss {loss:.3f}")
+    progress.finish()
+    return PurifyResult(model, history, start)

@@ -1,0 +1,63 @@
+"""The terminal's tables: the JSON summaries of the commands, drawn with rich for a person."""
+
+from __future__ import annotations
+
+from rich.markup import escape
+from rich.table import Table
+
+
+def target_table(s: dict) -> Table:
+    t = Table(title="Target label", show_header=False)
+    t.add_row("target used", f"[bold]{s['target_name']}[/bold] ({s['source']})")
+    t.add_row("LGA vote", f"{s['lga_target_name']} with {s['confidence']:.0%} of the isolated samples")
+    t.add_row("second-likely estimate", s["second_likely_name"] + ("" if s["agree"] else "  [yellow](disagrees)[/yellow]"))
+    t.add_row("loss gap of isolated samples", f"{s['loss_gap']:.3f}")
+    t.add_row("votes", ", ".join(f"{k}: {v}" for k, v in s["votes"].items() if v))
+    return t
+
+
+def split_table(s: dict) -> Table:
+    t = Table(title="Split", show_header=False)
+    v = s["verdict"]
+    colour = {"poisoned": "red", "clean": "green"}.get(v["verdict"], "yellow")
+    t.add_row("verdict", f"[bold {colour}]{v['verdict']}[/bold {colour}]: {escape(v['reason'])}")
+    t.add_row("suspicious list", f"{v['suspicious_count']} samples ({v['suspicious_share']:.1%}); "
+              "`bsd-audit export` lists them first")
+    t.add_row("clean pool", f"{s['clean_size']} of {s['num_samples']} ({s['clean_share']:.0%})")
+    t.add_row("poison pool", f"{s['poison_size']} (not a list of suspects: every sample not confidently clean)")
+    t.add_row("clean per class", ", ".join(f"{k}: {v}" for k, v in s["clean_per_class"].items()))
+    if "truth" in s:
+        tr = s["truth"]
+        t.add_row("ground truth", f"{tr['num_poisoned']} poisoned; {tr['poison_in_clean']} left in the clean pool "
+                  f"(recall {tr['poison_recall']:.1%})")
+        if tr.get("suspicious_recall") is not None:
+            p90 = tr.get("suspicion_precision_at_recall_0.9")
+            t.add_row("suspicious list vs truth", f"precision {tr['suspicious_precision'] or 0:.1%}, "
+                      f"recall {tr['suspicious_recall']:.1%}"
+                      + ("" if p90 is None else f"; the ranking: precision {p90:.1%} at 90% recall"))
+        t.add_row("AUROC (OSS, ALS, I)", ", ".join("-" if tr[k] is None else f"{tr[k]:.3f}"
+                                                 for k in ("auroc_oss", "auroc_als", "auroc_indicator")))
+    return t
+
+
+def metrics_table(s: dict) -> Table:
+    def pct(v):
+        return "-" if v is None else f"{v:.2f} %"
+
+    t = Table(title=f"Evaluation of {s['model']} ({s['mode']})", show_header=False)
+    t.add_row("clean accuracy (CA)", f"{pct(s['ca'])} on {s['num_test']} test images")
+    if "asr" in s:
+        t.add_row("attack success rate (ASR)", f"{pct(s['asr'])} of {s['num_triggered']} triggered images "
+                  f"(target {s['target_name']}, from {s['target_source']})")
+    if "baseline" in s:
+        b = s["baseline"]
+        t.add_row("no-defence baseline", f"CA {pct(b['ca'])}" + (f", ASR {pct(b['asr'])}" if "asr" in b else ""))
+    if "der" in s:
+        t.add_row("DER", pct(s["der"]))
+    t.add_row("per-class accuracy", ", ".join(f"{c}: {pct(v)}" for c, v in s["per_class_accuracy"].items()))
+    if "split_quality" in s:
+        q = s["split_quality"]
+        t.add_row("split quality", f"{q['poison_in_clean']} of {q['num_poisoned']} poisoned left in the clean pool "
+                  f"(recall {q['poison_recall']:.1%}); AUROC OSS/ALS/I " + ", ".join(
+                      "-" if q.get(k) is None else f"{q[k]:.3f}" for k in ("auroc_oss", "auroc_als", "auroc_indicator")))
+    return t
