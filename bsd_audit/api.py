@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,10 +29,11 @@ from .artifacts.metrics import write_metrics
 from .artifacts.model import LoadedModel, load_model, write_model
 from .artifacts.split import read_split, write_split
 from .artifacts.target import read_target, write_target
+from .attacks.manifest import backdoor_targets, poisoned_mask, read_manifest
 from .config import Config, lga_epochs, resolve_config
 from .data import ImageDataset, Normalizer, load_imagefolder, scan_tree
 from .data.cache import resolve_cache_dir
-from .data.imagefolder import ScannedTree
+from .data.imagefolder import ScannedTree, load_with_classes
 from .data.memory import dataset_from_arrays
 from .errors import BadInputError, TrainingDivergedError
 from .method.bsd import SplitResult, exclude_final_list, run_bsd
@@ -308,27 +308,10 @@ def _naming_checkpoint(ckpt: Path | None):
         raise
 
 
-def _read_manifest(path: Path) -> dict:
-    try:
-        doc = json.loads(Path(path).read_text())
-        if not isinstance(doc, dict):
-            raise ValueError("not a JSON object")
-        return doc
-    except (OSError, ValueError) as exc:
-        raise BadInputError(f"{path}: not a readable benchmark manifest ({exc}). "
-                            "Pass the manifest.json written by `bsd-audit make-benchmark`.") from exc
-
-
 def load_truth(manifest: Path, ds: ImageDataset) -> np.ndarray:
-    """Ground-truth poison mask from a benchmark manifest (paths relative to the data root)."""
-    doc = _read_manifest(manifest)
-    try:
-        poisoned = set(doc["poisoned"])
-    except (KeyError, TypeError) as exc:
-        raise BadInputError(f"{manifest}: not a readable benchmark manifest (no list of poisoned paths: {exc}). "
-                            "Pass the manifest.json written by `bsd-audit make-benchmark`.") from exc
-    truth = np.array([p in poisoned for p in ds.paths])
-    missing = len(poisoned) - int(truth.sum())
+    """Ground-truth poison mask of ``ds`` from a benchmark manifest (paths relative to the data root)."""
+    truth = poisoned_mask(manifest, ds.paths)
+    missing = len(read_manifest(manifest)["poisoned"]) - int(truth.sum())
     if missing:
         raise BadInputError(f"{manifest}: {missing} poisoned path(s) are not in {ds.root} "
                             "(is DATA the benchmark's train/ folder?).")
@@ -557,19 +540,6 @@ def _split_main_model(state: dict | None, made: dict, cfg: Config, progress: Pro
 
 
 # ---------------------------------------------------------------------------------- evaluate
-def _load_eval_set(root: Path, classes: list[str], image_size: int, rt: Runtime, what: str) -> ImageDataset:
-    """A test ImageFolder with its labels mapped to the model's class indices by folder name (a
-    triggered set usually lacks the target's folder, so positions would not match)."""
-    tree = scan_tree(root)
-    unknown = [c for c in tree.classes if c not in classes]
-    if unknown:
-        raise BadInputError(f"{root}: {what} class folder(s) {', '.join(unknown)} are not classes of the model "
-                            f"({', '.join(classes)}). Pass a test set with the training set's class folders.")
-    ds = load_imagefolder(root, image_size, rt.device, tree=tree)
-    mapping = torch.tensor([classes.index(c) for c in ds.classes], device=rt.device)
-    return ImageDataset(ds.root, list(classes), ds.paths, mapping[ds.labels], ds.images, ds.fingerprint, ds.skipped)
-
-
 def _predictions(model: LoadedModel, ds: ImageDataset, rt: Runtime) -> np.ndarray:
     norm = Normalizer(model.mean, model.std, rt.device, rt.channels_last)
     return predict(model.module, ds, norm, rt, 512).argmax(1).cpu().numpy()
@@ -583,16 +553,7 @@ def _backdoor_labels(labels: np.ndarray, classes: list[str], truth: Path | None,
             raise BadInputError(f"--target {target!r} is not a class of the model; classes: {', '.join(classes)}")
         return np.full_like(labels, classes.index(target)), target, "user"
     if truth is not None:
-        doc = _read_manifest(truth)
-        mapping = doc.get("target_mapping") or ({c: doc["target"] for c in classes} if doc.get("target") else None)
-        if not mapping:
-            raise BadInputError(f"{truth}: the manifest names no target or target_mapping.")
-        try:
-            to = np.array([classes.index(mapping[classes[y]]) if classes[y] in mapping else y for y in labels])
-        except ValueError as exc:
-            raise BadInputError(f"{truth}: target_mapping names a class the model does not have ({exc}).") from exc
-        name = "all-to-all (y -> y+1)" if doc.get("all2all") else str(doc.get("target"))
-        return to, name, "manifest"
+        return (*backdoor_targets(truth, labels, classes), "manifest")
     if model.target >= 0:
         return np.full_like(labels, model.target), classes[model.target], "split estimate"
     raise BadInputError("ASR needs the attack's target: pass --target NAME or --truth MANIFEST "
@@ -620,7 +581,7 @@ def evaluate(model_path: Path, test: Path, triggered: Path | None = None, baseli
     model = load_model(model_path, rt.device)
     classes, C = model.classes, len(model.classes)
     progress.log(f"model {model_path}: {model.arch} ({model.mode}), {C} classes; device {rt.describe()}")
-    test_ds = _load_eval_set(test, classes, model.image_size, rt, "test")
+    test_ds = load_with_classes(test, classes, model.image_size, rt.device, "test")
     y = test_ds.labels.cpu().numpy()
     pred = _predictions(model, test_ds, rt)
     conf = confusion_matrix(pred, y, C)
@@ -632,7 +593,7 @@ def evaluate(model_path: Path, test: Path, triggered: Path | None = None, baseli
     asr = None
     trig_ds = trig_pred = backdoor = None
     if triggered is not None:
-        trig_ds = _load_eval_set(triggered, classes, model.image_size, rt, "triggered")
+        trig_ds = load_with_classes(triggered, classes, model.image_size, rt.device, "triggered")
         ty = trig_ds.labels.cpu().numpy()
         backdoor, report.target_name, report.target_source = _backdoor_labels(ty, classes, truth, target, model)
         trig_pred = _predictions(model, trig_ds, rt)
@@ -652,9 +613,8 @@ def evaluate(model_path: Path, test: Path, triggered: Path | None = None, baseli
     split_path = split_path or (Path(model.attrs["split_path"]) if model.attrs.get("split_path") else None)
     if truth is not None and split_path is not None and Path(split_path).exists():
         sp = read_split(split_path)
-        poisoned = set(_read_manifest(truth).get("poisoned", []))
-        mask = np.array([p in poisoned for p in sp.paths])
-        if len(poisoned) and not mask.any():
+        mask = poisoned_mask(truth, sp.paths)
+        if len(read_manifest(truth)["poisoned"]) and not mask.any():
             raise BadInputError(f"{truth}: none of its poisoned paths are in the split {split_path}. "
                                 "Pass the manifest of the data the split was computed on.")
         report.split_quality = {"split": str(split_path), **split_quality(sp.clean, mask, sp.scores)}

@@ -93,9 +93,9 @@ def test_baseline_asr_trains_once_and_reads_the_backdoor(tmp_path, monkeypatch):
     asr = cal.baseline_asr(bench, out, cfg)
     assert out.exists()
     # the ASR is this model's on the benchmark's triggered test set, read with the manifest's target
-    assert asr == cal.evaluate(out, bench / "test", bench / "test_triggered", truth=bench / "manifest.json")["asr"]
+    assert asr == cal.evaluate(out, bench / "test", bench / "test_triggered", truth=bench / "manifest.json").asr
     # trained on the benchmark as labelled: it fits the training set, poisoned labels included
-    assert cal.evaluate(out, bench / "train")["ca"] >= 90.0
+    assert cal.evaluate(out, bench / "train").ca >= 90.0
 
     def no_training(*a, **k):
         raise AssertionError("the baseline was trained again")

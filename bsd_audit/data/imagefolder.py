@@ -281,6 +281,20 @@ def load_imagefolder(root: Path, image_size: int = 32, device: torch.device | st
     return ImageDataset(tree.root, tree.classes, tree.paths, labels, images, fingerprint, tree.skipped, kind)
 
 
+def load_with_classes(root: Path, classes: list[str], image_size: int, device: torch.device | str,
+                      what: str = "test") -> ImageDataset:
+    """A test ImageFolder with its labels mapped to a model's class indices by folder name (a
+    triggered set usually lacks the target's folder, so positions would not match)."""
+    tree = scan_tree(root)
+    unknown = [c for c in tree.classes if c not in classes]
+    if unknown:
+        raise BadInputError(f"{root}: {what} class folder(s) {', '.join(unknown)} are not classes of the model "
+                            f"({', '.join(classes)}). Pass a test set with the training set's class folders.")
+    ds = load_imagefolder(root, image_size, device, tree=tree)
+    mapping = torch.tensor([classes.index(c) for c in ds.classes], device=device)
+    return ImageDataset(ds.root, list(classes), ds.paths, mapping[ds.labels], ds.images, ds.fingerprint, ds.skipped)
+
+
 class _ArraySink:
     """Decode straight into the in-memory array (no per-chunk copy)."""
 
