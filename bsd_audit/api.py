@@ -27,6 +27,7 @@ import torch
 from .artifacts.checkpoint import RunCheckpoints, RunState, check_ranks_see, describe_checkpoint
 from .artifacts.metrics import write_metrics
 from .artifacts.model import LoadedModel, load_model, write_model
+from .artifacts.outputs import check_output, is_artifact, output_lock
 from .artifacts.split import read_split, write_split
 from .artifacts.target import read_target, write_target
 from .attacks.manifest import backdoor_targets, poisoned_mask, read_manifest
@@ -69,9 +70,12 @@ class TargetChoice:
 
 @dataclass
 class Resumed:
-    phase: str  # target | bsd
+    phase: str  # target | bsd | purify
     epoch: int
     settings_changed: dict
+
+
+SUMMARY_SCHEMA = 1  # of every command's JSON summary: fields are only ever added, never renamed or removed
 
 
 class _Result:
@@ -86,11 +90,15 @@ class _Result:
 @dataclass(kw_only=True)
 class DetectTargetReport(TargetChoice, _Result):
     command: str = "detect-target"
+    schema: int = SUMMARY_SCHEMA
     artifact: str
     num_samples: int
     classes: list[str]
+    empty_classes: list[str]  # class folders without images, left out of the audit
+    skipped_bad_files: list[dict[str, str]]  # {path, error} of each file --skip-bad-files left out
+    warnings: list[str]  # what the user should know before trusting the result, one sentence each
     fingerprint: str
-    device: str
+    device: dict[str, Any]  # type (cpu | cuda), name, index, threads, ranks
     verdict: VerdictSummary
     resumed_from: Resumed | None
     wall_time_s: float
@@ -100,11 +108,15 @@ class DetectTargetReport(TargetChoice, _Result):
 class SplitReport(TargetChoice, _Result):
     _OMIT_IF_NONE = ("truth",)
     command: str = "split"
+    schema: int = SUMMARY_SCHEMA
     artifact: str
     num_samples: int
     classes: list[str]
+    empty_classes: list[str]  # class folders without images, left out of the audit
+    skipped_bad_files: list[dict[str, str]]  # {path, error} of each file --skip-bad-files left out
+    warnings: list[str]  # what the user should know before trusting the result, one sentence each
     fingerprint: str
-    device: str
+    device: dict[str, Any]  # type (cpu | cuda), name, index, threads, ranks
     clean_size: int
     poison_size: int
     clean_share: float
@@ -118,20 +130,21 @@ class SplitReport(TargetChoice, _Result):
 @dataclass(kw_only=True)
 class TrainCleanReport(_Result):
     command: str = "train-clean"
+    schema: int = SUMMARY_SCHEMA
     artifact: str
     mode: str
     arch: str
     width: float
     epochs: int
     init: str  # scratch | split main model
-    resumed_from_epoch: int
+    resumed_from: Resumed | None  # phase purify
     num_samples: int
     labelled: int
     unlabelled: int
     target_name: str | None
     split: str | None
     fingerprint: str
-    device: str
+    device: dict[str, Any]  # type (cpu | cuda), name, index, threads, ranks
     final_loss: float
     wall_time_s: float = 0.0
 
@@ -141,6 +154,7 @@ class EvaluateReport(_Result):
     _OMIT_IF_NONE = ("triggered", "num_triggered", "asr", "target_name", "target_source", "baseline", "der",
                      "split_quality")
     command: str = "evaluate"
+    schema: int = SUMMARY_SCHEMA
     model: str
     mode: str
     arch: str
@@ -150,7 +164,7 @@ class EvaluateReport(_Result):
     ca: float | None  # percent
     per_class_accuracy: dict[str, float | None]
     confusion: list[list[int]]
-    device: str
+    device: dict[str, Any]  # type (cpu | cuda), name, index, threads, ranks
     triggered: str | None = None
     num_triggered: int | None = None
     asr: float | None = None  # percent
@@ -208,7 +222,7 @@ def prepare(data: Path, cfg: Config, progress: Progress, tree: ScannedTree | Non
     try:
         ds = load_imagefolder(data, cfg.image_size, rt.device, cfg.max_image_pixels, progress=progress.advance,
                               tree=tree, store=cfg.data_store, cache_dir=resolve_cache_dir(cfg.cache_dir),
-                              log=progress.log)
+                              log=progress.log, skip_bad=cfg.skip_bad_files)
     finally:
         if first:
             barrier()
@@ -219,17 +233,37 @@ def prepare(data: Path, cfg: Config, progress: Progress, tree: ScannedTree | Non
     return rt, ds, _normalizer(ds, rt)
 
 
+def _warnings(ds: ImageDataset) -> list[str]:
+    out = [f"class folder {name}/ holds no images: it is not a class of this audit (torchvision's ImageFolder "
+           "would refuse the tree)" for name in empty_classes(ds)]
+    if ds.bad_files:
+        out.append(f"{len(ds.bad_files)} unusable file(s) were left out (--skip-bad-files), first "
+                   f"{ds.bad_files[0][0]}; every one is listed under skipped_bad_files")
+    return out
+
+
+def _bad_files(ds: ImageDataset) -> list[dict[str, str]]:
+    return [{"path": rel, "error": why} for rel, why in ds.bad_files]
+
+
+def empty_classes(ds: ImageDataset) -> list[str]:
+    """Class folders of the tree that hold no image (torchvision's ImageFolder would refuse the tree)."""
+    return [e.removesuffix("/ (no images)") for e in ds.skipped if e.endswith("/ (no images)")]
+
+
 def _normalizer(ds: ImageDataset, rt: Runtime) -> Normalizer:
     mean, std = ds.channel_stats()
     return Normalizer(mean, std, rt.device, rt.channels_last)
 
 
-def _check_output(out: Path) -> None:
-    out = Path(out)
-    if out.exists() and out.is_dir():
-        raise BadInputError(f"{out}: is a folder. Give --out a file name such as split.h5.")
-    if not out.parent.exists():
-        raise BadInputError(f"{out.parent}: output folder does not exist. Create it or choose another --out.")
+def _claim(out: Path, what: str, kind: str, progress: Progress, force: bool, trees: list[Path | None],
+           inputs: list[Path | None] = ()) -> None:
+    """Check ``out`` before any work (artifacts/outputs.py): refused inside an image folder of
+    ``trees``, as one of ``inputs``, or over a file of another kind without ``force``; a replaced
+    output is logged."""
+    note = check_output(out, what, is_artifact(kind), inputs, trees, force)
+    if note:
+        progress.log(note)
 
 
 def checkpoint_path(out: Path) -> Path:
@@ -320,36 +354,38 @@ def load_truth(manifest: Path, ds: ImageDataset) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------- detect-target
 def detect_target(data: Path, out: Path, cfg: Config, progress: Progress | None = None, resume: bool = True,
-                  after_epoch: Callable[[str, int], None] | None = None,
-                  tree: ScannedTree | None = None) -> DetectTargetReport:
+                  after_epoch: Callable[[str, int], None] | None = None, tree: ScannedTree | None = None,
+                  force: bool = False) -> DetectTargetReport:
     """Stage 0 alone: estimate ỹ_t and write the target artifact.
 
     Like split, it writes a checkpoint beside ``out`` at the end of every warm-up epoch (split's
     ``target`` phase); with ``resume`` a run started again continues from it and writes the artifact
     an uninterrupted run would. The checkpoint is deleted once ``out`` is written."""
     progress = progress or Progress()
-    _check_output(out)
-    t0 = time.perf_counter()
-    rt, ds, norm = prepare(data, cfg, progress, tree)
-    gen = rt.generator(cfg.seed)
-    # the numpy generator is unused by the warm-up; the checkpoint keeps one for every phase
-    ckpt = RunCheckpoints(checkpoint_path(out), {"command": "detect-target"}, cfg, ds, rt.describe(), gen,
-                          np.random.default_rng(cfg.seed), after_epoch)
-    state = _resume_state(ckpt, resume, progress)  # a split's checkpoint is refused: its identity differs
-    with _naming_checkpoint(ckpt.path):
-        progress.start("altruistic warm-up (LGA)", lga_epochs(cfg, len(ds)))
-        est = run_warmup(ds, norm, cfg, rt, gen, progress, resume=state.warmup if state else None,
-                         maybe_checkpoint=ckpt.warmup_epoch)
-        progress.finish()
-    v = judge(est, ds.labels.cpu().numpy(), est.target)
-    report = DetectTargetReport(
-        artifact=str(out), num_samples=len(ds), classes=ds.classes, fingerprint=ds.fingerprint,
-        device=rt.describe(), **_target_choice(est, ds.classes, est.target, "lga"), verdict=v.summary(),
-        resumed_from=_resumed(state), wall_time_s=round(time.perf_counter() - t0, 2))
-    with _keeping_checkpoint(ckpt.path):
-        write_target(out, est, ds, cfg, rt.describe(), v)
-    _discard(ckpt.path)  # the artifact now holds the result the checkpoint led to
-    return report
+    _claim(out, "target artifact", "target", progress, force, [data])
+    with output_lock(out):
+        t0 = time.perf_counter()
+        rt, ds, norm = prepare(data, cfg, progress, tree)
+        gen = rt.generator(cfg.seed)
+        # the numpy generator is unused by the warm-up; the checkpoint keeps one for every phase
+        ckpt = RunCheckpoints(checkpoint_path(out), {"command": "detect-target"}, cfg, ds, rt.describe(), gen,
+                              np.random.default_rng(cfg.seed), after_epoch)
+        state = _resume_state(ckpt, resume, progress)  # a split's checkpoint is refused: its identity differs
+        with _naming_checkpoint(ckpt.path):
+            progress.start("altruistic warm-up (LGA)", lga_epochs(cfg, len(ds)))
+            est = run_warmup(ds, norm, cfg, rt, gen, progress, resume=state.warmup if state else None,
+                             maybe_checkpoint=ckpt.warmup_epoch)
+            progress.finish()
+        v = judge(est, ds.labels.cpu().numpy(), est.target)
+        report = DetectTargetReport(
+            artifact=str(out), num_samples=len(ds), classes=ds.classes, empty_classes=empty_classes(ds),
+            skipped_bad_files=_bad_files(ds), warnings=_warnings(ds), fingerprint=ds.fingerprint, device=rt.info(),
+            **_target_choice(est, ds.classes, est.target, "lga"), verdict=v.summary(),
+            resumed_from=_resumed(state), wall_time_s=round(time.perf_counter() - t0, 2))
+        with _keeping_checkpoint(ckpt.path):
+            write_target(out, est, ds, cfg, rt.describe(), v)
+        _discard(ckpt.path)  # the artifact now holds the result the checkpoint led to
+        return report
 
 
 # ---------------------------------------------------------------------------------- split
@@ -397,7 +433,8 @@ def _audit(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, ckpt: R
 
 def split(data: Path, out: Path, cfg: Config, target: str | None = None, target_from: Path | None = None,
           truth_manifest: Path | None = None, progress: Progress | None = None, resume: bool = True,
-          after_epoch: Callable[[str, int], None] | None = None, tree: ScannedTree | None = None) -> SplitReport:
+          after_epoch: Callable[[str, int], None] | None = None, tree: ScannedTree | None = None,
+          force: bool = False) -> SplitReport:
     """Full BSD: target (detected, read from a detect-target artifact, or given), pool
     initialisation, pool updates to T3. Writes the split artifact and returns its summary.
 
@@ -406,36 +443,42 @@ def split(data: Path, out: Path, cfg: Config, target: str | None = None, target_
     with the same pools and weights as a run that never stopped. It is deleted once ``out`` is
     written. ``after_epoch(phase, epoch)`` runs once an epoch's checkpoint is on disk."""
     progress = progress or Progress()
-    _check_output(out)
-    t0 = time.perf_counter()
-    rt, ds, norm = prepare(data, cfg, progress, tree)
-    truth = load_truth(truth_manifest, ds) if truth_manifest else None
-    if target is not None and target not in ds.classes:
-        raise BadInputError(f"--target {target!r} is not a class of {ds.root}; classes: {', '.join(ds.classes)}")
-    est = read_target(target_from, ds, cfg) if target_from is not None else None
-    if est is not None:
-        progress.log(f"target estimate read from {target_from}")
-    # what, besides data and config, makes two runs the same run: a checkpoint of another is refused
-    identity = {"command": "split", "target": target, "target_from_als": None if est is None else _digest(est.sce),
-                "truth": None if truth is None else _digest(truth)}
-    ckpt = RunCheckpoints(checkpoint_path(out), identity, cfg, ds, rt.describe(), rt.generator(cfg.seed),
-                          np.random.default_rng(cfg.seed), after_epoch)
-    state = _resume_state(ckpt, resume, progress)
-    with _naming_checkpoint(ckpt.path):
-        a = _audit(ds, norm, cfg, rt, ckpt, state, progress, target, est, truth)
-    labels, clean = ds.labels.cpu().numpy(), a.res.clean
-    report = SplitReport(
-        artifact=str(out), num_samples=len(ds), classes=ds.classes, fingerprint=ds.fingerprint, device=rt.describe(),
-        **_target_choice(a.est, ds.classes, a.used, a.source), clean_size=int(clean.sum()),
-        poison_size=int((~clean).sum()), clean_share=round(float(clean.mean()), 4),
-        clean_per_class={c: int(n) for c, n in zip(ds.classes, np.bincount(labels[clean], minlength=ds.num_classes))},
-        resumed_from=_resumed(state), verdict=a.verdict.summary(),
-        truth=None if truth is None else _truth_figures(a.res, a.verdict, truth))
-    report.wall_time_s = round(time.perf_counter() - t0, 2)
-    with _keeping_checkpoint(ckpt.path):
-        write_split(out, a.res, a.est, a.source, ds, cfg, rt.describe(), truth, report.to_dict(), a.verdict)
-    _discard(ckpt.path)  # the artifact now holds the result the checkpoint led to
-    return report
+    _claim(out, "split artifact", "split", progress, force, [data], [target_from, truth_manifest])
+    with output_lock(out):
+        t0 = time.perf_counter()
+        rt, ds, norm = prepare(data, cfg, progress, tree)
+        truth = load_truth(truth_manifest, ds) if truth_manifest else None
+        if target is not None and target not in ds.classes:
+            raise BadInputError(f"--target {target!r} is not a class of {ds.root}; classes: {', '.join(ds.classes)}")
+        est = read_target(target_from, ds, cfg) if target_from is not None else None
+        warnings = _warnings(ds)
+        if est is not None:
+            progress.log(f"target estimate read from {target_from}")
+            if target is not None and target != ds.classes[est.target]:
+                warnings.append(f"--target {target} is used: it wins over {target_from}, whose vote named "
+                                f"{ds.classes[est.target]} (that artifact's warm-up is still reused)")
+        # what, besides data and config, makes two runs the same run: a checkpoint of another is refused
+        identity = {"command": "split", "target": target, "target_from_als": None if est is None else _digest(est.sce),
+                    "truth": None if truth is None else _digest(truth)}
+        ckpt = RunCheckpoints(checkpoint_path(out), identity, cfg, ds, rt.describe(), rt.generator(cfg.seed),
+                              np.random.default_rng(cfg.seed), after_epoch)
+        state = _resume_state(ckpt, resume, progress)
+        with _naming_checkpoint(ckpt.path):
+            a = _audit(ds, norm, cfg, rt, ckpt, state, progress, target, est, truth)
+        labels, clean = ds.labels.cpu().numpy(), a.res.clean
+        report = SplitReport(
+            artifact=str(out), num_samples=len(ds), classes=ds.classes, empty_classes=empty_classes(ds),
+            skipped_bad_files=_bad_files(ds), warnings=warnings, fingerprint=ds.fingerprint, device=rt.info(),
+            **_target_choice(a.est, ds.classes, a.used, a.source), clean_size=int(clean.sum()),
+            poison_size=int((~clean).sum()), clean_share=round(float(clean.mean()), 4),
+            clean_per_class={c: int(n) for c, n in zip(ds.classes, np.bincount(labels[clean], minlength=ds.num_classes))},
+            resumed_from=_resumed(state), verdict=a.verdict.summary(),
+            truth=None if truth is None else _truth_figures(a.res, a.verdict, truth))
+        report.wall_time_s = round(time.perf_counter() - t0, 2)
+        with _keeping_checkpoint(ckpt.path):
+            write_split(out, a.res, a.est, a.source, ds, cfg, rt.describe(), truth, report.to_dict(), a.verdict)
+        _discard(ckpt.path)  # the artifact now holds the result the checkpoint led to
+        return report
 
 
 def _truth_figures(res: SplitResult, v: Verdict, truth: np.ndarray) -> dict[str, Any]:
@@ -482,7 +525,8 @@ def find_poisoned(images, labels, classes: list[str] | None = None, cfg: Config 
 # ---------------------------------------------------------------------------------- train-clean
 def train_clean(data: Path, out: Path, cfg: Config, split_path: Path | None = None, mode: str = "mixmatch",
                 resume: bool = True, progress: Progress | None = None,
-                after_epoch: Callable[[int], None] | None = None, tree: ScannedTree | None = None) -> TrainCleanReport:
+                after_epoch: Callable[[int], None] | None = None, tree: ScannedTree | None = None,
+                force: bool = False) -> TrainCleanReport:
     """Train the purified model on a finished split (or, ``mode="baseline"``, the no-defence model on
     every sample as labelled) and write its weights file. A checkpoint beside ``out`` is written
     every epoch and, with ``resume``, continued when the same command is run again."""
@@ -492,38 +536,39 @@ def train_clean(data: Path, out: Path, cfg: Config, split_path: Path | None = No
     if mode != "baseline" and split_path is None:
         raise BadInputError("train-clean needs --split SPLIT.h5 (from `bsd-audit split`), or --baseline for "
                             "the no-defence model")
-    _check_output(out)
-    t0 = time.perf_counter()
-    rt, ds, norm = prepare(data, cfg, progress, tree)
-    clean, target, split_created, init_state, init = None, -1, "", None, "scratch"
-    if mode != "baseline":
-        sp = read_split(split_path, ds, main_weights=cfg.purify_init == "split")
-        clean, target, split_created = sp.clean, sp.target_index, sp.created
-        progress.log(f"split {split_path}: clean pool {int(clean.sum())} of {len(ds)}, target {ds.classes[target]}")
-        if cfg.purify_init == "split":
-            init_state, init = _split_main_model(sp.main_state, sp.config, cfg, progress)
-    identity = {"command": "train-clean", "mode": mode, "split_created": split_created, "init": init}
-    ckpt = RunCheckpoints(checkpoint_path(out), identity, cfg, ds, rt.describe(), rt.generator(cfg.seed),
-                          np.random.default_rng(cfg.seed),
-                          None if after_epoch is None else (lambda phase, epoch: after_epoch(epoch)))
-    state = _resume_state(ckpt, resume, progress)
-    with _naming_checkpoint(ckpt.path):
-        res = train_model(ds, norm, cfg, rt, mode, clean, ckpt.gen, ckpt.rng, progress, init_state,
-                          resume=state.purify if state else None, maybe_checkpoint=ckpt.purify_epoch)
-    report = TrainCleanReport(
-        artifact=str(out), mode=mode, arch=cfg.arch, width=cfg.width, epochs=cfg.purify_epochs, init=init,
-        resumed_from_epoch=res.resumed_from, num_samples=len(ds),
-        labelled=len(ds) if clean is None else int(clean.sum()),
-        unlabelled=0 if clean is None or mode != "mixmatch" else int((~clean).sum()),
-        target_name=ds.classes[target] if target >= 0 else None, split=None if split_path is None else str(split_path),
-        fingerprint=ds.fingerprint, device=rt.describe(), final_loss=round(res.history[-1]["loss"], 4))
-    report.wall_time_s = round(time.perf_counter() - t0, 2)
-    mean, std = ds.channel_stats()
-    with _keeping_checkpoint(ckpt.path):
-        write_model(out, res.model, ds, cfg, rt.describe(), mode, mean, std, target,
-                    "" if split_path is None else str(split_path), split_created, res.history, report.to_dict())
-    _discard(ckpt.path)  # the weights file now holds everything the checkpoint did
-    return report
+    _claim(out, "model file", "model", progress, force, [data], [split_path])
+    with output_lock(out):
+        t0 = time.perf_counter()
+        rt, ds, norm = prepare(data, cfg, progress, tree)
+        clean, target, split_created, init_state, init = None, -1, "", None, "scratch"
+        if mode != "baseline":
+            sp = read_split(split_path, ds, main_weights=cfg.purify_init == "split")
+            clean, target, split_created = sp.clean, sp.target_index, sp.created
+            progress.log(f"split {split_path}: clean pool {int(clean.sum())} of {len(ds)}, target {ds.classes[target]}")
+            if cfg.purify_init == "split":
+                init_state, init = _split_main_model(sp.main_state, sp.config, cfg, progress)
+        identity = {"command": "train-clean", "mode": mode, "split_created": split_created, "init": init}
+        ckpt = RunCheckpoints(checkpoint_path(out), identity, cfg, ds, rt.describe(), rt.generator(cfg.seed),
+                              np.random.default_rng(cfg.seed),
+                              None if after_epoch is None else (lambda phase, epoch: after_epoch(epoch)))
+        state = _resume_state(ckpt, resume, progress)
+        with _naming_checkpoint(ckpt.path):
+            res = train_model(ds, norm, cfg, rt, mode, clean, ckpt.gen, ckpt.rng, progress, init_state,
+                              resume=state.purify if state else None, maybe_checkpoint=ckpt.purify_epoch)
+        report = TrainCleanReport(
+            artifact=str(out), mode=mode, arch=cfg.arch, width=cfg.width, epochs=cfg.purify_epochs, init=init,
+            resumed_from=_resumed(state), num_samples=len(ds),
+            labelled=len(ds) if clean is None else int(clean.sum()),
+            unlabelled=0 if clean is None or mode != "mixmatch" else int((~clean).sum()),
+            target_name=ds.classes[target] if target >= 0 else None, split=None if split_path is None else str(split_path),
+            fingerprint=ds.fingerprint, device=rt.info(), final_loss=round(res.history[-1]["loss"], 4))
+        report.wall_time_s = round(time.perf_counter() - t0, 2)
+        mean, std = ds.channel_stats()
+        with _keeping_checkpoint(ckpt.path):
+            write_model(out, res.model, ds, cfg, rt.describe(), mode, mean, std, target,
+                        "" if split_path is None else str(split_path), split_created, res.history, report.to_dict())
+        _discard(ckpt.path)  # the weights file now holds everything the checkpoint did
+        return report
 
 
 def _split_main_model(state: dict | None, made: dict, cfg: Config, progress: Progress) -> tuple[dict | None, str]:
@@ -567,13 +612,13 @@ def _pct(x: float | None) -> float | None:
 def evaluate(model_path: Path, test: Path, triggered: Path | None = None, baseline: Path | None = None,
              truth: Path | None = None, split_path: Path | None = None, target: str | None = None,
              out: Path | None = None, device: str = "auto", min_ca: float | None = None,
-             max_asr: float | None = None, progress: Progress | None = None) -> EvaluateReport:
+             max_asr: float | None = None, progress: Progress | None = None, force: bool = False) -> EvaluateReport:
     """CA, ASR, DER, per-class accuracy and the confusion matrix of a model file; the split's quality
     when a ground-truth manifest is given. Shares are reported in percent. ``min_ca`` / ``max_asr``
     (percent) are CI thresholds: ``report.thresholds.passed`` is False when one is crossed."""
     progress = progress or Progress()
     if out is not None:
-        _check_output(out)
+        _claim(out, "metrics file", "metrics", progress, force, [test, triggered], [model_path, baseline, split_path, truth])
     if max_asr is not None and triggered is None:
         raise BadInputError("--max-asr needs --triggered TRIGGERED_TEST_SET to measure the ASR")
     t0 = time.perf_counter()
@@ -589,7 +634,7 @@ def evaluate(model_path: Path, test: Path, triggered: Path | None = None, baseli
     report = EvaluateReport(
         model=str(model_path), mode=model.mode, arch=model.arch, classes=classes, test=str(test), num_test=len(test_ds),
         ca=_pct(ca), per_class_accuracy={c: _pct(a) for c, a in zip(classes, per_class_accuracy(conf))},
-        confusion=conf.tolist(), device=rt.describe())
+        confusion=conf.tolist(), device=rt.info())
     asr = None
     trig_ds = trig_pred = backdoor = None
     if triggered is not None:
@@ -621,5 +666,6 @@ def evaluate(model_path: Path, test: Path, triggered: Path | None = None, baseli
     report.thresholds = model_gate(report.ca, report.asr, min_ca, max_asr)
     report.wall_time_s = round(time.perf_counter() - t0, 2)
     if out is not None:
-        write_metrics(out, report.to_dict(), test_ds, pred, conf, trig_ds, trig_pred, model, rt.describe())
+        with output_lock(out):
+            write_metrics(out, report.to_dict(), test_ds, pred, conf, trig_ds, trig_pred, model, rt.describe())
     return report

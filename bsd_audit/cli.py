@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 import traceback
 from pathlib import Path
 from typing import Any, Callable, List, Optional
@@ -21,7 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgres
 from . import __version__, api
 from .attacks import build_benchmark
 from .config import PRESETS, Config, parse_overrides
-from .errors import EXIT_INTERNAL, EXIT_OK, AuditError, BadInputError
+from .errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, AuditError, BadInputError
 from .report import export, write_report
 from .report.gate import AuditGate, audit_gate
 from .report.tables import metrics_table, split_table, target_table
@@ -76,6 +77,52 @@ class RichProgressReporter(Progress):
             self.bar = None
 
 
+class LineProgressReporter(Progress):
+    """Progress for a log, not a terminal (every CI job): a plain line per stage start and end, per
+    epoch, and at least every PLAIN_EVERY_S seconds within a long stage, with elapsed time and ETA."""
+
+    PLAIN_EVERY_S = 30.0
+    EPOCH_LIKE = 500  # stages of at most this many steps (epochs) print every step
+
+    def __init__(self, console: Console, clock: Callable[[], float] = time.monotonic):
+        self.console, self.clock = console, clock
+        self.stage, self.total, self.done, self.t0, self.last = "", 0, 0, 0.0, 0.0
+
+    def _line(self, note: str = "") -> None:
+        elapsed = self.clock() - self.t0
+        eta = elapsed / self.done * (self.total - self.done) if self.done else None
+        self.last = self.clock()
+        self.console.print(f"[{self.stage}] {self.done}/{self.total}, {elapsed:.0f} s elapsed"
+                           + ("" if eta is None else f", ETA {eta:.0f} s") + (f": {note}" if note else ""),
+                           markup=False, highlight=False, soft_wrap=True)
+
+    def start(self, stage: str, total: int) -> None:
+        self.stage, self.total, self.done = stage, total, 0
+        self.t0 = self.last = self.clock()
+        self._line("started")
+
+    def advance(self, n: int = 1, note: str = "") -> None:
+        self.done += n
+        if self.total <= self.EPOCH_LIKE or self.clock() - self.last >= self.PLAIN_EVERY_S:
+            self._line(note)
+
+    def log(self, message: str) -> None:
+        self.console.print(message, markup=False, highlight=False, soft_wrap=True)
+
+    def finish(self) -> None:
+        if self.stage and self.done and self.total > self.EPOCH_LIKE:
+            self._line("done")
+        self.stage = ""
+
+
+def _reporter(quiet: bool) -> Progress:
+    """Where progress goes: nowhere with --quiet; bars on a terminal; plain lines in a log. --json
+    keeps it: progress is on stderr, the JSON alone on stdout."""
+    if quiet:
+        return Progress()
+    return RichProgressReporter(err) if err.is_terminal else LineProgressReporter(err)
+
+
 # ---------------------------------------------------------------------------------- shared options
 PresetOpt = typer.Option("auto", "--preset", "-p", help=f"Settings preset: auto, {', '.join(PRESETS)}. "
                          "auto = fast on a GPU for 50,000 images or more, cpu otherwise; "
@@ -87,10 +134,15 @@ SetOpt = typer.Option(None, "--set", "-s", help="Override one config field: --se
 SeedOpt = typer.Option(None, "--seed", help="Random seed (same data, config and seed give the same split on the same device).")
 DeviceOpt = typer.Option(None, "--device", help="auto (GPU when present), cpu, cuda or cuda:N.")
 JsonOpt = typer.Option(False, "--json", help="Print one JSON summary on stdout (for CI).")
-QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress output.")
+QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress output (warnings and errors still print).")
+VerboseOpt = typer.Option(False, "--verbose", "-v", help="Print every config field before starting.")
 DataStoreOpt = typer.Option(None, "--data-store", help="Where the decoded images live: auto (default: disk when they "
                             "would take over half the memory available on the device), memory (one tensor on the "
                             "device), or disk (the decode cache's file, read batch by batch). Same result either way.")
+SkipBadOpt = typer.Option(False, "--skip-bad-files", help="Leave unusable image files out (each listed in the "
+                          "summary and the artifact) instead of refusing the tree: for scraped data.")
+ForceOpt = typer.Option(False, "--force", help="Replace an existing --out that is not an earlier output of this "
+                        "command (an earlier one is replaced without it). Never allowed inside the data or over an input.")
 NoCacheOpt = typer.Option(False, "--no-cache", help="Decode every image again and keep no decode cache (by default "
                           "decoded images are kept in $BSD_AUDIT_CACHE_DIR, else ~/.cache/bsd-audit, for the next command).")
 
@@ -134,20 +186,37 @@ def _handled() -> None:
     except KeyboardInterrupt:
         err.print("[bold red]interrupted[/bold red]: no artifact was written (any earlier one is unchanged); "
                   "detect-target, split and train-clean continue from their checkpoint when run again")
-        raise typer.Exit(130)
+        raise typer.Exit(EXIT_INTERRUPTED)
     except Exception:  # noqa: BLE001 - the last line of defence: report, exit with the documented code
         err.print("[bold red]internal error[/bold red] (please report it with the trace below):")
         err.print(traceback.format_exc(), highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(EXIT_INTERNAL)
 
 
-def _print_config(cfg: Config, quiet: bool) -> None:
-    if not quiet:
-        err.print("[dim]config: " + cfg.to_json() + "[/dim]", highlight=False)
+def _print_config(cfg: Config, quiet: bool, verbose: bool) -> None:
+    """One line naming the preset; every field with --verbose (the artifact stores them all)."""
+    if verbose:
+        err.print("config: " + cfg.to_json(), markup=False, highlight=False, soft_wrap=True)
+    elif not quiet:
+        err.print(f"[dim]config: preset {cfg.preset}, seed {cfg.seed}, {cfg.arch} at {cfg.image_size} px "
+                  "(every field: --verbose, or `bsd-audit config`)[/dim]", highlight=False)
+
+
+def _gate(s: dict, on_verdict: bool, min_confidence: float | None, min_flagged: float | None,
+          strict: bool) -> AuditGate:
+    """The gate of a detect-target or split summary, stored in it as ``gate``."""
+    v = s["verdict"]
+    gate = audit_gate(v["verdict"], v["reason"], s["confidence"], v["suspicious_share"], s["agree"], on_verdict,
+                      min_confidence, min_flagged, strict, votes=(s["votes"][s["lga_target_name"]], sum(s["votes"].values())),
+                      flagged=(v["suspicious_count"], s["num_samples"]))
+    s["gate"] = gate.to_dict()
+    return gate
 
 
 def _finish(s: dict, gate: AuditGate, quiet: bool) -> int:
     """The end of detect-target and split: the disagreement warning, the gate's reasons, its exit code."""
+    for warning in s["warnings"]:
+        err.print(f"[bold yellow]warning:[/bold yellow] {escape(warning)}", soft_wrap=True)
     if not s["agree"] and not quiet:
         err.print(f"[bold yellow]warning:[/bold yellow] the two target estimates disagree (LGA vote "
                   f"{s['lga_target_name']}, second-likely {s['second_likely_name']}); the LGA vote is used. "
@@ -169,11 +238,11 @@ def detect_target_cmd(
                                 "disagree (with the cpu preset they nearly always do: docs/decisions/0005-second-likely-estimate.md)."),
     fail_on_verdict: bool = typer.Option(False, "--fail-on-verdict", help="Exit 1 when the verdict is 'poisoned', "
                                          "6 when it is 'inconclusive' (the quickest gate: the warm-up alone)."),
-    fail_on_confidence: Optional[float] = typer.Option(None, "--fail-on-confidence", help="Exit 1 when the LGA "
+    fail_on_confidence: Optional[float] = typer.Option(None, "--fail-on-confidence", min=0.0, max=1.0, help="Exit 1 when the LGA "
                                                        "vote share of the target is at least this (0-1)."),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from the checkpoint beside --out "
                                 "(OUT.ckpt.h5, written every warm-up epoch) when an earlier run was interrupted."),
-    as_json: bool = JsonOpt, quiet: bool = QuietOpt,
+    as_json: bool = JsonOpt, quiet: bool = QuietOpt, force: bool = ForceOpt, verbose: bool = VerboseOpt, skip_bad_files: bool = SkipBadOpt,
 ) -> None:
     """Estimate the attack's target label: altruistic warm-up with LGA, vote of the lowest-loss samples,
     and the independent second-likely estimate. Writes ỹ_t, votes, confidence and isolated samples.
@@ -181,13 +250,11 @@ def detect_target_cmd(
     interruption and it continues where it stopped, with the same result as an uninterrupted run."""
     def body() -> int:
         c = _configure(preset, config_file, sets, data, seed=seed, device=device, data_store=data_store,
-                       cache_dir="off" if no_cache else None)
-        _print_config(c.cfg, quiet or as_json)
-        reporter = Progress() if quiet or as_json else RichProgressReporter(err)
-        s = api.detect_target(data, out, c.cfg, reporter, resume=resume, tree=c.tree).to_dict()
-        gate = audit_gate(s["verdict"]["verdict"], s["verdict"]["reason"], s["confidence"],
-                          s["verdict"]["suspicious_share"], s["agree"], fail_on_verdict, fail_on_confidence, None, strict)
-        s["gate"] = gate.to_dict()
+                       cache_dir="off" if no_cache else None, skip_bad_files=skip_bad_files or None)
+        _print_config(c.cfg, quiet, verbose)
+        reporter = _reporter(quiet)
+        s = api.detect_target(data, out, c.cfg, reporter, resume=resume, tree=c.tree, force=force).to_dict()
+        gate = _gate(s, fail_on_verdict, fail_on_confidence, None, strict)
         if as_json:
             print(json.dumps(s, sort_keys=True))
         elif not quiet:
@@ -221,13 +288,13 @@ def split_cmd(
                                    "(skips the MixMatch stages; the verdict needs only the warm-up)."),
     fail_on_verdict: bool = typer.Option(False, "--fail-on-verdict", help="Exit 1 when the verdict is 'poisoned', "
                                          "6 when it is 'inconclusive'."),
-    fail_on_confidence: Optional[float] = typer.Option(None, "--fail-on-confidence", help="Exit 1 when the LGA "
+    fail_on_confidence: Optional[float] = typer.Option(None, "--fail-on-confidence", min=0.0, max=1.0, help="Exit 1 when the LGA "
                                                        "vote share of the target is at least this (0-1)."),
-    fail_on_flagged: Optional[float] = typer.Option(None, "--fail-on-flagged", help="Exit 1 when the suspicious "
+    fail_on_flagged: Optional[float] = typer.Option(None, "--fail-on-flagged", min=0.0, max=1.0, help="Exit 1 when the suspicious "
                                                     "list holds at least this share of the dataset (0-1)."),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from the checkpoint beside --out "
                                 "(OUT.ckpt.h5, written every epoch) when an earlier run was interrupted."),
-    as_json: bool = JsonOpt, quiet: bool = QuietOpt,
+    as_json: bool = JsonOpt, quiet: bool = QuietOpt, force: bool = ForceOpt, verbose: bool = VerboseOpt, skip_bad_files: bool = SkipBadOpt,
 ) -> None:
     """Run BSD: target detection, OSS and ALS pool initialisation, MixMatch training with class completion
     and selective drop. Writes per-sample OSS, ALS and I scores, clean/poison index lists and the pool history.
@@ -235,15 +302,12 @@ def split_cmd(
     continues where it stopped, with the same result as an uninterrupted run."""
     def body() -> int:
         c = _configure(preset, config_file, sets, data, seed=seed, device=device, data_store=data_store,
-                       cache_dir="off" if no_cache else None, stop_after_init=True if init_only else None)
-        _print_config(c.cfg, quiet or as_json)
-        reporter = Progress() if quiet or as_json else RichProgressReporter(err)
+                       cache_dir="off" if no_cache else None, skip_bad_files=skip_bad_files or None, stop_after_init=True if init_only else None)
+        _print_config(c.cfg, quiet, verbose)
+        reporter = _reporter(quiet)
         s = api.split(data, out, c.cfg, target=target, target_from=target_from, truth_manifest=truth,
-                      progress=reporter, resume=resume, tree=c.tree).to_dict()
-        gate = audit_gate(s["verdict"]["verdict"], s["verdict"]["reason"], s["confidence"],
-                          s["verdict"]["suspicious_share"], s["agree"], fail_on_verdict, fail_on_confidence,
-                          fail_on_flagged, strict)
-        s["gate"] = gate.to_dict()
+                      progress=reporter, resume=resume, tree=c.tree, force=force).to_dict()
+        gate = _gate(s, fail_on_verdict, fail_on_confidence, fail_on_flagged, strict)
         if as_json:
             print(json.dumps(s, sort_keys=True))
         elif not quiet:
@@ -273,25 +337,26 @@ def train_clean_cmd(
     preset: str = PresetOpt, config_file: Optional[Path] = ConfigOpt, sets: Optional[List[str]] = SetOpt,
     seed: Optional[int] = SeedOpt, device: Optional[str] = DeviceOpt,
     data_store: Optional[str] = DataStoreOpt, no_cache: bool = NoCacheOpt,
-    as_json: bool = JsonOpt, quiet: bool = QuietOpt,
+    as_json: bool = JsonOpt, quiet: bool = QuietOpt, force: bool = ForceOpt, verbose: bool = VerboseOpt, skip_bad_files: bool = SkipBadOpt,
 ) -> None:
     """Train the purified model on a finished split (MixMatch: clean pool labelled, poison pool unlabelled),
     or with --baseline the no-defence model. Writes the weights (one dataset per tensor) with the architecture,
     class names, normalisation, config and the data fingerprint; load them with bsd_audit.artifacts.model.load_model."""
     def body() -> int:
         c = _configure(preset, config_file, sets, data, seed=seed, device=device, data_store=data_store,
-                       cache_dir="off" if no_cache else None, arch=arch,
+                       cache_dir="off" if no_cache else None, skip_bad_files=skip_bad_files or None, arch=arch,
                        # a width meant for the preset's net does not fit another
                        width=0 if arch is not None and not any(x.strip().startswith("width=") for x in sets or []) else None)
-        _print_config(c.cfg, quiet or as_json)
-        reporter = Progress() if quiet or as_json else RichProgressReporter(err)
+        _print_config(c.cfg, quiet, verbose)
+        reporter = _reporter(quiet)
         s = api.train_clean(data, out, c.cfg, split, "baseline" if baseline else mode, resume, reporter,
-                            tree=c.tree).to_dict()
+                            tree=c.tree, force=force).to_dict()
         if as_json:
             print(json.dumps(s, sort_keys=True))
         elif not quiet:
             what = "no-defence baseline" if baseline else f"purified model ({mode})"
-            resumed = f", resumed after epoch {s['resumed_from_epoch']}" if s["resumed_from_epoch"] else ""
+            r = s["resumed_from"]
+            resumed = f", resumed after epoch {r['epoch']}" if r else ""
             err.print(f"wrote {out}: {what}, {s['arch']}, {s['epochs']} epochs on {s['labelled']} labelled"
                       f" and {s['unlabelled']} unlabelled images{resumed}, {s['wall_time_s']:.0f} s")
         return EXIT_OK
@@ -316,13 +381,14 @@ def evaluate_cmd(
     min_ca: Optional[float] = typer.Option(None, "--min-ca", help="Exit 5 if the clean accuracy is below this (percent)."),
     max_asr: Optional[float] = typer.Option(None, "--max-asr", help="Exit 5 if the attack success rate is above this (percent)."),
     device: str = typer.Option("auto", "--device", help="auto (GPU when present), cpu, cuda or cuda:N."),
-    as_json: bool = JsonOpt, quiet: bool = QuietOpt,
+    as_json: bool = JsonOpt, quiet: bool = QuietOpt, force: bool = ForceOpt,
 ) -> None:
     """CA, ASR and DER of a model, with per-class accuracy and the confusion matrix; the split's quality
     when a ground-truth manifest is given. Percentages throughout. --min-ca / --max-asr gate a CI job (exit 5)."""
     def body() -> int:
-        reporter = Progress() if quiet or as_json else RichProgressReporter(err)
-        r = api.evaluate(model, test, triggered, baseline, truth, split, target, out, device, min_ca, max_asr, reporter)
+        reporter = _reporter(quiet)
+        r = api.evaluate(model, test, triggered, baseline, truth, split, target, out, device, min_ca, max_asr, reporter,
+                         force)
         s = r.to_dict()
         if as_json:
             print(json.dumps(s, sort_keys=True))
@@ -400,13 +466,13 @@ def export_cmd(
                                       "(after --class)."),
     classes: Optional[List[str]] = typer.Option(None, "--class", metavar="NAME", help="Keep only samples labelled NAME "
                                                 "(repeatable); ranks stay those of the whole split."),
-    quiet: bool = QuietOpt,
+    quiet: bool = QuietOpt, force: bool = ForceOpt,
 ) -> None:
     """Export every sample of a split ranked by suspicion: the poison pool first, then by the suspicion
     score (most suspicious first). Columns: rank, index, path, label, pool, oss, als, indicator,
     suspicion, and poisoned when the artifact holds ground truth."""
     def body() -> int:
-        e = export(artifact, fmt, top=top, classes=classes, out=out)
+        e = export(artifact, fmt, top=top, classes=classes, out=out, force=force)
         if out is None:
             sys.stdout.write(e.text)
         elif not quiet:
@@ -423,13 +489,13 @@ def report_cmd(
                               "(checked against the artifact's fingerprint)."),
     out: Path = typer.Option(Path("report.html"), "--out", "-o", metavar="FILE", help="HTML file to write (atomically)."),
     top: int = typer.Option(64, "--top", "-k", metavar="K", help="Number of most suspicious images shown as thumbnails."),
-    as_json: bool = JsonOpt, quiet: bool = QuietOpt,
+    as_json: bool = JsonOpt, quiet: bool = QuietOpt, force: bool = ForceOpt,
 ) -> None:
     """Write a self-contained HTML report of a split for a human reviewer: a plain-language verdict, the
     target vote, pool sizes per class, ALS and I histograms, and the most suspicious images as
     thumbnails. No network, no script: one file that opens anywhere."""
     def body() -> int:
-        s = write_report(artifact, data, out, top)
+        s = write_report(artifact, data, out, top, force)
         if as_json:
             print(json.dumps(s, sort_keys=True))
         elif not quiet:
@@ -452,7 +518,16 @@ def main_callback(version: bool = typer.Option(False, "--version", callback=_ver
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except SystemExit as exc:
+        if exc.code == EXIT_INTERRUPTED:
+            # Every file write was undone or kept whole on the way here; leave without waiting for
+            # worker threads, one of which may be blocked on a read that never returns.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(EXIT_INTERRUPTED)
+        raise
 
 
 if __name__ == "__main__":  # pragma: no cover

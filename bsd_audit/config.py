@@ -44,7 +44,9 @@ class Config(BaseModel):
 
     # --- data
     image_size: int = Field(32, ge=8)  # working resolution: every image is resized to image_size x image_size
-    max_image_pixels: int = Field(89_478_485, ge=1)  # decompression-bomb guard (PIL's default limit)
+    max_image_pixels: int = Field(89_478_485, ge=1)
+    # Leave unusable image files out (listed in the summary and the artifact) instead of refusing the tree.
+    skip_bad_files: bool = False  # decompression-bomb guard (PIL's default limit)
     # Where the decoded pixels live (data/store.py): memory = one tensor on the device; disk = the decode
     # cache's file, read batch by batch; auto = disk when they are over half the memory available there.
     data_store: Literal["auto", "memory", "disk"] = "auto"

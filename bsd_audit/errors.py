@@ -14,6 +14,7 @@ EXIT_TARGET_DISAGREE = 4  # --strict: the two target estimates disagree
 EXIT_MODEL_GATE = 5  # evaluate: CA below --min-ca or ASR above --max-asr
 EXIT_INCONCLUSIVE = 6  # --fail-on-verdict: the verdict is inconclusive
 EXIT_DIVERGED = 7  # training diverged: a NaN or infinite loss
+EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT): the run stopped; its checkpoint, if any, is kept
 
 
 class AuditError(Exception):

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bsd_audit.cli import app
-from bsd_audit.errors import EXIT_INCONCLUSIVE, EXIT_OK, EXIT_POISON
+from bsd_audit.errors import EXIT_BAD_INPUT, EXIT_INCONCLUSIVE, EXIT_OK, EXIT_POISON
 from conftest import TINY_OVERRIDES
 
 runner = CliRunner()
@@ -58,8 +58,8 @@ def test_thresholds_map_to_exit_code_1(gated):
     r, _ = gated("--fail-on-confidence", "0")  # any vote share is >= 0
     assert r.exit_code == EXIT_POISON and json.loads(r.stdout)["gate"]["exit_code"] == EXIT_POISON
     assert "--fail-on-confidence" in json.loads(r.stdout)["gate"]["reasons"][0]
-    r, _ = gated("--fail-on-confidence", "1.01")  # no vote share can reach it
-    assert r.exit_code == EXIT_OK
+    r, _ = gated("--fail-on-confidence", "1.01")  # a share above 1 could never fire: refused
+    assert r.exit_code == EXIT_BAD_INPUT and "1.01" in r.stderr
     r, _ = gated("--fail-on-flagged", "1.0")
     assert r.exit_code == EXIT_OK
 

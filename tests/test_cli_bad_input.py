@@ -112,7 +112,7 @@ def test_existing_artifact_is_left_byte_identical(tmp_path, tiny, command):
     out = outdir / "previous.h5"
     shutil.copy(target, out)
     before = out.read_bytes()
-    r = _cli(command, str(root), "--out", str(out))
+    r = _cli(command, str(root), "--out", str(out), "--force")  # --force: a split may replace a target artifact
     _assert_refused(r, str(bad))
     assert out.read_bytes() == before
     assert _listing(outdir) == {"previous.h5"}

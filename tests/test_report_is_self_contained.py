@@ -46,7 +46,7 @@ def test_class_name_is_escaped(page):
 
 
 def test_has_verdict_charts_and_grid(page):
-    assert page.index('class="verdict"') < page.index("<h2>")  # the verdict opens the page
+    assert page.index('class="verdict ') < page.index("<h2>")  # the verdict opens the page
     assert "most likely attack target is \u201ccat\u201d" in page
     assert page.count('class="chart"') == 3  # pool sizes, ALS histogram, I histogram
     assert "ALS: altruistic" in page and "I: indicator" in page

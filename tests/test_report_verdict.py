@@ -7,13 +7,13 @@ from __future__ import annotations
 from bsd_audit.report.headline import headline
 
 TARGET = {"target_name": "bird", "confidence": 0.84, "agree": True, "second_likely_name": "bird",
-          "source": "lga", "num_isolated": 25}
+          "source": "lga", "num_isolated": 25, "lga_target": 2, "lga_target_name": "bird", "votes": [1, 3, 21]}
 
 
 def test_strong_agreeing_vote():
     text = " ".join(headline(TARGET, 2500, 1603))
     assert text.startswith("The most likely attack target is \u201cbird\u201d (strong evidence).")
-    assert "84% of the 25 lowest-loss samples" in text and "agrees" in text
+    assert "21 of the 25 lowest-loss samples (84%)" in text and "agrees" in text
     assert "1,603 of 2,500 images (64%)" in text and "897" in text
     assert "no attack-present decision" in text
 
@@ -29,8 +29,19 @@ def test_user_target():
 
 
 def test_verdict_group_leads():
-    found = headline(TARGET, 100, 60, {"attack_present": True, "reason": "Loss gap far above clean runs."})
+    found = headline(TARGET, 100, 60, {"verdict": "poisoned", "reason": "Loss gap far above clean runs."})
     assert found[0].startswith("Backdoor poisoning found") and found[1] == "Loss gap far above clean runs."
     assert not any("no attack-present decision" in s for s in found)
-    none = headline(TARGET, 100, 60, {"attack_present": False})
+    none = headline(TARGET, 100, 60, {"verdict": "clean"})
     assert none[0] == "No backdoor attack found in this dataset."
+
+
+def test_inconclusive_is_never_headlined_as_no_attack():
+    text = headline(TARGET, 100, 60, {"verdict": "inconclusive", "attack_present": False, "reason": "Weak evidence."})
+    assert text[0].startswith("Inconclusive:") and "No backdoor attack" not in " ".join(text)
+    assert "\u201cbird\u201d" in text[0]
+
+
+def test_one_isolated_sample_is_reported_as_a_count():
+    one = {**TARGET, "num_isolated": 1, "votes": [0, 0, 1], "confidence": 1.0}
+    assert "1 of the 1 lowest-loss samples (100%)" in " ".join(headline(one, 12, 6))

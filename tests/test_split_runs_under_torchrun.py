@@ -82,7 +82,7 @@ def test_torchrun_split_agrees_with_one_process(runs):
     lines = done.stdout.strip().splitlines()
     assert len(lines) == 1, "rank 0 alone prints the JSON summary"
     s, single = json.loads(lines[0]), runs["single"]
-    assert "2 ranks" in s["device"]
+    assert s["device"]["ranks"] == 2
     assert s["target_name"] == single["target_name"] == "cat"
     one, two = datasets(runs["one"]), datasets(runs["two"])
     a, b = one["pools/clean"].astype(bool), two["pools/clean"].astype(bool)

@@ -44,7 +44,7 @@ def test_resumed_run_matches_an_uninterrupted_one(tiny_split, tmp_path, mode):
     with h5py.File(ckpt) as f:
         assert f.attrs["epoch"] == 2
     s = api.train_clean(tiny_split["data"], out, cfg, split, mode).to_dict()
-    assert s["resumed_from_epoch"] == 2
+    assert s["resumed_from"]["epoch"] == 2 and s["resumed_from"]["phase"] == "purify"
     a, b = _weights(straight), _weights(out)
     assert a.keys() == b.keys()
     assert all(np.array_equal(a[k], b[k]) for k in a)
@@ -63,7 +63,7 @@ def test_checkpoint_of_other_settings_is_refused(tiny_split, tmp_path):
         api.train_clean(tiny_split["data"], out, cfg, None, "baseline")
     # --no-resume starts again from scratch and replaces the stale checkpoint
     s = api.train_clean(tiny_split["data"], out, other, tiny_split["split"], resume=False).to_dict()
-    assert s["resumed_from_epoch"] == 0 and out.exists()
+    assert s["resumed_from"] is None and out.exists()
 
 
 def test_a_full_disk_at_the_weights_file_keeps_the_checkpoint(tiny_split, tmp_path, monkeypatch):
@@ -88,7 +88,7 @@ def test_a_full_disk_at_the_weights_file_keeps_the_checkpoint(tiny_split, tmp_pa
             api.train_clean(tiny_split["data"], out, cfg, None, "baseline")
     assert not out.exists() and api.checkpoint_path(out).exists()
     s = api.train_clean(tiny_split["data"], out, cfg, None, "baseline").to_dict()
-    assert s["resumed_from_epoch"] == 2
+    assert s["resumed_from"]["epoch"] == 2 and s["resumed_from"]["phase"] == "purify"
     assert not api.checkpoint_path(out).exists()
     a, b = _weights(straight), _weights(out)
     assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)

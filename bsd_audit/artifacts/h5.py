@@ -25,6 +25,7 @@ import torch
 from .. import __version__
 from ..errors import BadInputError
 from ..training.distributed import is_main
+from .outputs import write_hint
 
 SCHEMA_VERSION = 1
 _STR = h5py.string_dtype("utf-8")
@@ -53,7 +54,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
         if code in _WRITE_ERRNOS:
             kept = "; the previous file is unchanged" if path.exists() else ""
             raise BadInputError(f"{path}: cannot be written ({os.strerror(code)}); nothing was written{kept}. "
-                                "Free disk space, or choose another --out in a writable folder.") from exc
+                                + write_hint(code)) from exc
         raise
 
 
@@ -93,6 +94,7 @@ def write_provenance(f: h5py.File, kind: str, cfg, ds, device: str) -> None:
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "config": cfg.to_json(), "seed": cfg.seed, "device": device, "fingerprint": ds.fingerprint,
         "data_root": str(ds.root), "num_samples": len(ds), "num_classes": ds.num_classes,
+        "skipped_bad_files": json.dumps([{"path": rel, "error": why} for rel, why in ds.bad_files]),
     })
     f.create_dataset("classes", data=np.array(ds.classes, dtype=object), dtype=_STR)
     g = f.create_group("samples")

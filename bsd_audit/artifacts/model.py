@@ -11,7 +11,7 @@ Load one back with :func:`load_model`::
 
     from bsd_audit.artifacts.model import load_model
     m = load_model("purified.h5")          # m.module is a torch.nn.Module in eval mode
-    logits = m.predict(images_uint8)       # N x 3 x H x W uint8, any device; resized by you to m.image_size
+    logits = m.predict(images)             # uint8 or 0-1 float, NCHW or NHWC, numpy or torch
     names = [m.classes[i] for i in logits.argmax(1)]
 """
 
@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..data.memory import as_uint8_nchw, at_size
 from ..errors import BadInputError
 from ..training.nets import build_model
 from .h5 import atomic_h5, open_artifact, read_tensors, strings, write_provenance, write_tensors
@@ -50,9 +51,11 @@ class LoadedModel:
         return next(self.module.parameters()).device
 
     @torch.no_grad()
-    def predict(self, images_u8: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
-        """Logits (float32, N x C) for uint8 images N x 3 x image_size x image_size, normalised as
-        in training."""
+    def predict(self, images, batch_size: int = 512) -> torch.Tensor:
+        """Logits (float32, N x C), normalised as in training. ``images``: numpy or torch, uint8 (0-255)
+        or float (0-1), N x 3 x H x W or N x H x W x 3; resized to ``image_size`` when another size.
+        Anything else is refused with a BadInputError that says what was expected."""
+        images_u8 = at_size(as_uint8_nchw(images), self.image_size)
         dev = self.device
         mean = torch.tensor(self.mean, device=dev).view(1, 3, 1, 1) * 255
         std = torch.tensor(self.std, device=dev).view(1, 3, 1, 1) * 255

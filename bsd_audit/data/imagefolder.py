@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import stat
 import tempfile
 import warnings
 from collections import deque
@@ -51,6 +52,7 @@ class ScannedTree:
     paths: list[str]  # relative POSIX paths, sorted
     labels: np.ndarray  # int64 class index per path
     skipped: list[str] = field(default_factory=list)  # files without an image extension
+    empty_classes: list[str] = field(default_factory=list)  # class folders without images (not classes)
 
 
 @dataclass
@@ -66,6 +68,7 @@ class ImageDataset:
     fingerprint: str  # sha256 over relative paths and file bytes
     skipped: list[str] = field(default_factory=list)
     store: str = "memory"  # memory | disk (data/store.py)
+    bad_files: list[tuple[str, str]] = field(default_factory=list)  # (path, why) left out by --skip-bad-files
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -91,6 +94,14 @@ class ImageDataset:
         return (mean / 255).tolist(), (var.clamp_min(0).sqrt() / 255).clamp_min(1e-3).tolist()
 
 
+class BadFilesError(BadInputError):
+    """Files of the tree that cannot be used; ``bad`` lists every one as (relative path, message)."""
+
+    def __init__(self, message: str, bad: list[tuple[str, str]]):
+        super().__init__(message)
+        self.bad = bad
+
+
 def _bad(path: Path | str, what: str, fix: str) -> BadInputError:
     return BadInputError(f"{path}: {what}. {fix}")
 
@@ -110,8 +121,10 @@ def scan_tree(root: Path) -> ScannedTree:
     classes: list[str] = []
     items: list[tuple[str, int]] = []
     skipped: list[str] = []
+    empty: list[str] = []
     for name in entries:
         class_dir = root / name
+        _check_utf8(class_dir)
         _check_inside(class_dir, real_root)
         found = 0
         for dirpath, dirnames, filenames in os.walk(class_dir, followlinks=False, onerror=_raise_walk_error):
@@ -125,13 +138,16 @@ def scan_tree(root: Path) -> ScannedTree:
                 if not fname.lower().endswith(IMG_EXTENSIONS):
                     skipped.append(rel)
                     continue
+                _check_utf8(full)
                 _check_inside(full, real_root)
+                _check_regular(full)
                 items.append((rel, len(classes)))
                 found += 1
         if found:
             classes.append(name)
         else:
             skipped.append(f"{name}/ (no images)")
+            empty.append(name)
     if not items:
         raise _bad(root, "holds no images in class sub-folders",
                    f"Put images in root/<class>/ folders (extensions: {', '.join(IMG_EXTENSIONS)}).")
@@ -140,7 +156,32 @@ def scan_tree(root: Path) -> ScannedTree:
                    "A backdoor audit needs at least two classes: point the tool at the folder that holds all class folders.")
     # Re-index classes after dropping empty folders, as torchvision would refuse them; sorted order kept.
     items.sort(key=lambda t: t[0])
-    return ScannedTree(root, classes, [p for p, _ in items], np.array([c for _, c in items], dtype=np.int64), skipped)
+    return ScannedTree(root, classes, [p for p, _ in items], np.array([c for _, c in items], dtype=np.int64), skipped,
+                       empty)
+
+
+def _check_utf8(path: Path) -> None:
+    """Names are stored in every artifact as UTF-8: one that is not (bytes the file system allows)
+    cannot be, so it is refused by name rather than failing mid-run."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        shown = os.fsencode(path).decode("utf-8", errors="backslashreplace")
+        raise _bad(shown, "has a name that is not valid UTF-8",
+                   "Rename it with UTF-8 characters (e.g. convmv -f latin1 -t utf8), or move it out of the tree.") from None
+
+
+def _check_regular(path: Path) -> None:
+    """Only regular files are read: a FIFO, socket or device named like an image would block the
+    decode forever or stream without end."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        raise _bad(path, f"cannot be read ({exc.strerror})", "Check the file system, or remove the entry.") from exc
+    if not stat.S_ISREG(mode):
+        kind = ("a named pipe (FIFO)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+                else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file")
+        raise _bad(path, f"is {kind}, not an image file", "Remove it from the tree: only regular files are read.")
 
 
 def _raise_walk_error(exc: OSError):
@@ -179,6 +220,22 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB") if img.mode != "RGB" else img
 
 
+# What a file that is not an image most often is, by its first bytes.
+_SIGNATURES = ((b"\x89HDF\r\n\x1a\n", "an HDF5 file, such as a bsd-audit artifact"), (b"%PDF", "a PDF document"),
+               (b"PK\x03\x04", "a ZIP archive"), (b"\x1f\x8b", "a gzip archive"), (b"<!DOCTYPE html", "an HTML page"),
+               (b"<html", "an HTML page"), (b"{", "JSON or other text"), (b"\x7fELF", "a program"))
+
+
+def _what_is(data: bytes) -> str:
+    for magic, what in _SIGNATURES:
+        if data.startswith(magic):
+            return what
+    head = data[:512]
+    if head and all(32 <= b < 127 or b in b"\t\r\n" for b in head):
+        return "a text file"
+    return f"unknown content starting {data[:8].hex(' ')}"
+
+
 def decode_image(data: bytes, name: str, size: int, max_pixels: int) -> np.ndarray:
     """Bytes of one image file -> size x size x 3 uint8. Raises BadInputError naming ``name``."""
     # PIL refuses images over twice its own fixed limit before our check runs, so a limit raised by
@@ -186,6 +243,10 @@ def decode_image(data: bytes, name: str, size: int, max_pixels: int) -> np.ndarr
     # raised, never lowered or restored, so concurrent decodes cannot undo each other.
     if Image.MAX_IMAGE_PIXELS is not None and max_pixels > Image.MAX_IMAGE_PIXELS:
         Image.MAX_IMAGE_PIXELS = max_pixels
+    if not data:
+        raise _bad(name, "is empty (0 bytes)", "Remove it or replace it with a complete copy.")
+    if data.startswith(tuple(magic for magic, _ in _SIGNATURES[:5])):  # PIL has stubs that "open" some of these
+        raise _bad(name, f"is not an image ({_what_is(data)})", "Remove it or replace it with a valid image file.")
     try:
         img = Image.open(io.BytesIO(data))
         w, h = img.size
@@ -203,7 +264,7 @@ def decode_image(data: bytes, name: str, size: int, max_pixels: int) -> np.ndarr
         raise _bad(name, "is a decompression bomb (declared size far over the pixel limit)",
                    "Remove the file, or raise max_image_pixels if it is genuine.") from exc
     except UnidentifiedImageError as exc:
-        raise _bad(name, "is not an image PIL can identify", "Remove it or replace it with a valid image file.") from exc
+        raise _bad(name, f"is not an image ({_what_is(data)})", "Remove it or replace it with a valid image file.") from exc
     except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as exc:
         raise _bad(name, f"is corrupt or truncated ({exc})", "Remove it or replace it with a complete copy.") from exc
     if arr.shape != (size, size, 3):  # belt and braces: a decoder returning an odd shape
@@ -234,7 +295,7 @@ def load_imagefolder(root: Path, image_size: int = 32, device: torch.device | st
                      max_image_pixels: int = 89_478_485, workers: int | None = None,
                      progress: Callable[[int], None] | None = None, tree: ScannedTree | None = None,
                      store: str = "memory", cache_dir: Path | None = None,
-                     log: Callable[[str], None] | None = None) -> ImageDataset:
+                     log: Callable[[str], None] | None = None, skip_bad: bool = False) -> ImageDataset:
     """Scan, decode and fingerprint an ImageFolder tree.
 
     Every unusable file is collected and reported in one error (up to a few names, then a count),
@@ -243,8 +304,37 @@ def load_imagefolder(root: Path, image_size: int = 32, device: torch.device | st
     ``store``: memory (one tensor on ``device``), disk (DiskImages over a pixel file) or auto (disk
     when the decoded size is over data/store.py's MEMORY_SHARE of the memory available on
     ``device``). ``cache_dir``: the decode cache's folder (data/cache.py), None for no cache.
+    ``skip_bad``: leave unusable files out instead (the dataset's ``bad_files`` lists them), for
+    scraped data where a few broken files are normal; the rest is decoded again without them.
     """
     tree = tree or scan_tree(root)  # a caller that already scanned (to size a progress bar) passes it
+    try:
+        return _load(tree, image_size, device, max_image_pixels, workers, progress, store, cache_dir, log)
+    except BadFilesError as exc:
+        if not skip_bad:
+            raise
+        (log or (lambda message: None))(f"skipping {len(exc.bad)} unusable file(s) (--skip-bad-files); "
+                                        "decoding the rest again")
+        ds = _load(_without(tree, {rel for rel, _ in exc.bad}), image_size, device, max_image_pixels, workers,
+                   lambda n: None, store, cache_dir, log)
+        ds.bad_files = exc.bad
+        return ds
+
+
+def _without(tree: ScannedTree, bad: set[str]) -> ScannedTree:
+    """The tree less the ``bad`` files; a class left with none is refused, as scan_tree would."""
+    keep = [i for i, p in enumerate(tree.paths) if p not in bad]
+    labels = tree.labels[keep]
+    emptied = [c for i, c in enumerate(tree.classes) if not (labels == i).any()]
+    if emptied:
+        raise _bad(tree.root / emptied[0], "has no usable image left once the unusable files are skipped",
+                   "Fix the files of that class, or remove the class folder.")
+    return ScannedTree(tree.root, tree.classes, [tree.paths[i] for i in keep], labels, tree.skipped, tree.empty_classes)
+
+
+def _load(tree: ScannedTree, image_size: int, device, max_image_pixels: int, workers: int | None,
+          progress: Callable[[int], None] | None, store: str, cache_dir: Path | None,
+          log: Callable[[str], None] | None) -> ImageDataset:
     progress = progress or (lambda n: None)
     log = log or (lambda message: None)
     n = len(tree.paths)
@@ -330,10 +420,10 @@ def _decode_all(tree: ScannedTree, image_size: int, max_image_pixels: int, worke
     n = len(tree.paths)
     workers = workers or os.cpu_count() or 1
     chunk = max(1, min(_CHUNK, -(-n // (4 * workers))))
-    errors: list[str] = []
+    errors: list[tuple[str, str]] = []
     fp = hashlib.sha256()
 
-    def task(start: int) -> tuple[list[bytes], list[str]]:
+    def task(start: int) -> tuple[list[bytes], list[tuple[str, str]]]:
         stop = min(start + chunk, n)
         rows = sink.rows(start, stop)
         digests, errs = [], []
@@ -341,7 +431,7 @@ def _decode_all(tree: ScannedTree, image_size: int, max_image_pixels: int, worke
             arr, digest, err = _read_one((tree.root, tree.paths[i], image_size, max_image_pixels))
             digests.append(digest)
             if err is not None:
-                errs.append(err)
+                errs.append((tree.paths[i], err))
             else:
                 rows[i - start] = arr.transpose(2, 0, 1)  # HWC -> CHW, in place
         if not errs and not errors:  # once a file is bad nothing will be kept: only collect the errors
@@ -352,6 +442,7 @@ def _decode_all(tree: ScannedTree, image_size: int, max_image_pixels: int, worke
     # process start-up cost; on 32x32 ones the Python around them holds the GIL, and two processes were
     # ~1.5x faster (docs/decisions/0023-decode-with-threads.md) for a decode the cache makes once per dataset.
     pool = ThreadPoolExecutor(max_workers=workers)
+    finished = False
     try:
         starts = iter(range(0, n, chunk))
         pending = deque((s, pool.submit(task, s)) for s in islice(starts, 2 * workers))
@@ -364,12 +455,16 @@ def _decode_all(tree: ScannedTree, image_size: int, max_image_pixels: int, worke
             nxt = next(starts, None)
             if nxt is not None:
                 pending.append((nxt, pool.submit(task, nxt)))
+        finished = True
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        # interrupted (Ctrl-C): do not wait for a worker blocked on a slow read, the CLI exits at once
+        pool.shutdown(wait=finished, cancel_futures=True)
     if errors:
-        listed = "\n  ".join(errors[:_MAX_LISTED])
+        listed = "\n  ".join(message for _, message in errors[:_MAX_LISTED])
         more = f"\n  ... and {len(errors) - _MAX_LISTED} more" if len(errors) > _MAX_LISTED else ""
-        raise BadInputError(f"{len(errors)} file(s) in {tree.root} cannot be used:\n  {listed}{more}")
+        raise BadFilesError(f"{len(errors)} file(s) in {tree.root} cannot be used:\n  {listed}{more}\n"
+                            "Fix or remove them, or pass --skip-bad-files to audit the rest (every skipped file "
+                            "is then listed in the summary and the artifact).", errors)
     return fp.hexdigest()
 
 

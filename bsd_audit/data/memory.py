@@ -22,6 +22,9 @@ def as_uint8_nchw(images) -> torch.Tensor:
         x = x.unsqueeze(1).expand(-1, 3, -1, -1)
     if x.ndim != 4:
         raise BadInputError(f"images: expected N x 3 x H x W or N x H x W x 3, got shape {tuple(x.shape)}.")
+    if x.shape[1] == 3 and x.shape[-1] == 3:
+        raise BadInputError(f"images: shape {tuple(x.shape)} could be channels first or last; pass N x 3 x H x W "
+                            "with images wider than 3 pixels.")
     if x.shape[1] != 3 and x.shape[-1] == 3:
         x = x.permute(0, 3, 1, 2)
     if x.shape[1] != 3:
@@ -31,9 +34,20 @@ def as_uint8_nchw(images) -> torch.Tensor:
         return x.contiguous()
     if not x.is_floating_point():
         raise BadInputError(f"images: dtype {x.dtype}; pass uint8 (0-255) or float (0-1).")
+    if len(x) and not torch.isfinite(x).all():
+        raise BadInputError("images: NaN or infinite values.")
     if len(x) and (float(x.min()) < 0 or float(x.max()) > 1):
         raise BadInputError("images: float values outside 0-1; pass uint8 for 0-255 data, or divide by 255.")
     return (x * 255).round().to(torch.uint8).contiguous()
+
+
+def at_size(x: torch.Tensor, image_size: int) -> torch.Tensor:
+    """uint8 N x 3 x H x W resized to image_size x image_size as the decoder resizes (bilinear,
+    anti-aliased when shrinking); unchanged when it already has that size."""
+    if x.shape[-2:] == (image_size, image_size):
+        return x
+    return F.interpolate(x.float(), size=(image_size, image_size), mode="bilinear", antialias=True,
+                         align_corners=False).round().clamp(0, 255).to(torch.uint8)
 
 
 def dataset_from_arrays(images, labels, classes: list[str] | None, image_size: int,
@@ -51,10 +65,7 @@ def dataset_from_arrays(images, labels, classes: list[str] | None, image_size: i
         raise BadInputError(f"labels: values must lie in 0..{len(classes) - 1} (one per class name).")
     if len(torch.unique(y)) < 2:
         raise BadInputError("labels: a backdoor audit needs at least two classes.")
-    if x.shape[-2:] != (image_size, image_size):
-        # resized as the decoder does with PIL: bilinear, anti-aliased when shrinking
-        x = F.interpolate(x.float(), size=(image_size, image_size), mode="bilinear", antialias=True,
-                          align_corners=False).round().clamp(0, 255).to(torch.uint8)
+    x = at_size(x, image_size)
     paths = [f"#{i}" for i in range(len(x))]
     digests = [hashlib.sha256(x[i].numpy().tobytes() + int(y[i]).to_bytes(8, "little")).digest()
                for i in range(len(x))]

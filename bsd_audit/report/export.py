@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..errors import UsageError
 from ..artifacts.split import SplitArtifact, read_split
+from ..artifacts.outputs import check_output, starts_like
 from ..artifacts.text import atomic_write_text
 from .format import get_format
 from .ranking import RankedTable, rank_samples
@@ -31,11 +32,14 @@ def check_top(top: int | None) -> None:
 
 
 def export(artifact: Path, fmt: str = "csv", top: int | None = None, classes: list[str] | None = None,
-           out: Path | None = None) -> Export:
+           out: Path | None = None, force: bool = False) -> Export:
     """Rank the artifact's samples, keep the rows of ``classes`` (all when empty) and the first ``top``,
-    render them in ``fmt``; write the text to ``out`` (atomically) when given."""
+    render them in ``fmt``; write the text to ``out`` (atomically) when given. ``out`` replaces an
+    earlier export in the same format, anything else only with ``force``, never the artifact itself."""
     formatter = get_format(fmt)  # refuse a bad option before reading anything
     check_top(top)
+    if out is not None:
+        check_output(out, f"{formatter.name.upper()} export", starts_like(formatter.recognises), [artifact], (), force)
     data = read_split(artifact)
     check_classes(data, classes)
     table = rank_samples(data).filtered(classes, top)

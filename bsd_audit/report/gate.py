@@ -28,19 +28,24 @@ class AuditGate:
 
 def audit_gate(verdict: str, reason: str, confidence: float, suspicious_share: float, estimates_agree: bool,
                on_verdict: bool = False, min_confidence: float | None = None, min_flagged: float | None = None,
-               strict: bool = False) -> AuditGate:
+               strict: bool = False, votes: tuple[int, int] | None = None, flagged: tuple[int, int] | None = None
+               ) -> AuditGate:
     """``on_verdict``: exit 1 on ``poisoned``, 6 on ``inconclusive``; ``min_confidence``: exit 1 when the
     LGA vote share reaches it; ``min_flagged``: exit 1 when the suspicious list holds that share of
-    the data; ``strict``: exit 4 when the two target estimates disagree and nothing above fired."""
+    the data; ``strict``: exit 4 when the two target estimates disagree and nothing above fired.
+    ``votes`` (the winner's votes, isolated samples) and ``flagged`` (listed, samples) put the counts
+    beside the shares in the reasons: one isolated sample of one is a share of 1.0."""
     reasons, code = [], EXIT_OK
     if on_verdict and verdict == "poisoned":
         reasons.append(f"verdict poisoned: {reason}")
         code = EXIT_POISON
     if min_confidence is not None and confidence >= min_confidence:
-        reasons.append(f"target vote share {confidence:.2f} >= --fail-on-confidence {min_confidence:g}")
+        counted = f" ({votes[0]} of {votes[1]} isolated samples)" if votes else ""
+        reasons.append(f"target vote share {confidence:.2f}{counted} >= --fail-on-confidence {min_confidence:g}")
         code = EXIT_POISON
     if min_flagged is not None and suspicious_share >= min_flagged:
-        reasons.append(f"suspicious share {suspicious_share:.4f} >= --fail-on-flagged {min_flagged:g}")
+        counted = f" ({flagged[0]} of {flagged[1]} samples)" if flagged else ""
+        reasons.append(f"suspicious share {suspicious_share:.4f}{counted} >= --fail-on-flagged {min_flagged:g}")
         code = EXIT_POISON
     if code == EXIT_OK and on_verdict and verdict == "inconclusive":
         reasons.append(f"verdict inconclusive: {reason}")

@@ -11,6 +11,14 @@ from typing import Any
 
 from ..artifacts.split import SplitArtifact
 
+# The first sentence for each verdict: only ``clean`` says that no attack was found.
+HEADLINES = {
+    "poisoned": "Backdoor poisoning found: the attack's target label is most likely \u201c{name}\u201d.",
+    "inconclusive": ("Inconclusive: the evidence neither clears this dataset nor shows an attack; inspect the "
+                     "suspicious images of \u201c{name}\u201d before trusting it."),
+    "clean": "No backdoor attack found in this dataset.",
+}
+
 STRONG_VOTE = 0.5  # the vote needs more than half of the isolated samples (docs/decisions/0005-second-likely-estimate.md)
 
 
@@ -27,11 +35,8 @@ def headline(target: dict[str, Any], num_samples: int, clean_size: int,
     source = target.get("source", "lga")
     poison_size = num_samples - clean_size
     out: list[str] = []
-    if verdict is not None and "attack_present" in verdict:
-        if bool(verdict["attack_present"]):
-            out.append(f"Backdoor poisoning found: the attack's target label is most likely \u201c{name}\u201d.")
-        else:
-            out.append("No backdoor attack found in this dataset.")
+    if verdict is not None and "verdict" in verdict:
+        out.append(HEADLINES[str(verdict["verdict"])].format(name=name))
         if verdict.get("reason"):
             out.append(str(verdict["reason"]).strip())
     elif source == "user":
@@ -41,13 +46,17 @@ def headline(target: dict[str, Any], num_samples: int, clean_size: int,
         out.append(f"The most likely attack target is \u201c{name}\u201d"
                    + (" (strong evidence)." if strong else " (weak evidence: treat it with care)."))
     if source != "user":
-        n_iso = target.get("num_isolated")
-        among = f"the {n_iso} lowest-loss samples" if n_iso else "the lowest-loss samples"
+        n_iso = int(target.get("num_isolated") or 0)
+        votes = target.get("votes")
+        k = int(votes[int(target["lga_target"])]) if votes is not None and "lga_target" in target else None
+        among = (f"{k} of the {n_iso} lowest-loss samples ({_pct(share)})" if k is not None and n_iso
+                 else f"{_pct(share)} of the lowest-loss samples")
         second = str(target.get("second_likely_name", "?"))
-        out.append(f"{_pct(share)} of {among} (those the backdoor-prone model fitted first) carry this label, "
+        out.append(f"{among} (those the backdoor-prone model fitted first) carry the label "
+                   f"\u201c{target.get('lga_target_name', name)}\u201d, "
                    + ("and the independent second-likely estimate agrees." if agree
                       else f"but the independent second-likely estimate names \u201c{second}\u201d instead."))
-    if verdict is None or "attack_present" not in verdict:
+    if verdict is None or "verdict" not in verdict:
         out.append("This artifact holds no attack-present decision: a clean dataset also yields a most likely "
                    "target, so weigh the evidence and the images below.")
     out.append(f"The clean pool holds {clean_size:,} of {num_samples:,} images ({_pct(clean_size / max(num_samples, 1))}); "

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from ..errors import BadInputError
 from ..artifacts.split import SplitArtifact, read_split
+from ..artifacts.outputs import check_output, starts_like
 from ..artifacts.text import atomic_write_text
 from .export import check_top
 from .images import check_data_root, data_uri, thumbnail_png
@@ -33,6 +33,8 @@ h1{font-size:24px;margin:0 0 4px} h2{font-size:18px;margin:28px 0 10px;border-bo
 .meta{color:#666;font-size:13px;word-break:break-all}
 .verdict{background:#fff;border-left:6px solid #e8590c;padding:12px 16px;margin:16px 0;font-size:15px;line-height:1.5}
 .verdict strong{font-size:17px}
+.verdict.v-poisoned{border-left-color:#c92a2a} .verdict.v-inconclusive{border-left-color:#f59f00}
+.verdict.v-clean{border-left-color:#2b8a3e}
 .truth{background:#f3f0ff;border-left:6px solid #7048e8;padding:8px 16px;font-size:14px}
 .row{display:flex;flex-wrap:wrap;gap:24px;align-items:flex-start}
 table{border-collapse:collapse;font-size:13px;background:#fff}
@@ -49,6 +51,9 @@ tr.hl td{font-weight:700;background:#fff4e6}
 .badge.gt-poison{background:#c92a2a} .badge.gt-clean{background:#2b8a3e} .badge.listed{background:#e67700}
 .note{color:#555;font-size:13px;line-height:1.5;max-width:900px}
 """
+
+
+_TITLE = "bsd-audit report"  # the page title: an earlier report is recognised by it
 
 
 def _f(x: float, digits: int = 3) -> str:
@@ -122,6 +127,7 @@ def render_report(data: SplitArtifact, table: RankedTable, thumbs: dict[int, str
     n, clean_size = len(data), int(data.clean.sum())
     sentences = headline_of(data)
     verdict = f"<strong>{escape(sentences[0])}</strong> " + " ".join(escape(s) for s in sentences[1:])
+    kind = escape(str((data.verdict or {}).get("verdict", "none")))
     truth = ""
     if data.truth is not None:
         shown = sum(bool(r.poisoned) for r in table.rows)
@@ -136,11 +142,11 @@ def render_report(data: SplitArtifact, table: RankedTable, thumbs: dict[int, str
     cells = "".join(_cell(r, thumbs[r.index]) for r in table.rows)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>bsd-audit report: {escape(data.path.name)}</title><style>{CSS}</style></head>
+<title>{_TITLE}: {escape(data.path.name)}</title><style>{CSS}</style></head>
 <body><main>
 <h1>Backdoor audit report</h1>
 <div class="meta">{meta}</div>
-<div class="verdict">{verdict}</div>
+<div class="verdict v-{kind}" data-verdict="{kind}">{verdict}</div>
 {truth}
 <h2>Target label and pools</h2>
 <div class="row">{_vote_table(data)}{_pool_chart(data)}</div>
@@ -159,12 +165,12 @@ lists all {n:,}). Thumbnails are the original files enlarged without smoothing.<
 """
 
 
-def write_report(artifact: Path, data_root: Path, out: Path, top: int = 64) -> dict:
-    """Check the data, render the page with the ``top`` most suspicious images, write it atomically."""
+def write_report(artifact: Path, data_root: Path, out: Path, top: int = 64, force: bool = False) -> dict:
+    """Check the data, render the page with the ``top`` most suspicious images, write it atomically.
+    ``out`` replaces an earlier report, anything else only with ``force``, never an input."""
     check_top(top)
     out = Path(out)
-    if not out.parent.exists():
-        raise BadInputError(f"{out.parent}: output folder does not exist. Create it or choose another --out.")
+    check_output(out, "bsd-audit report", starts_like(lambda head: _TITLE in head), [artifact], [data_root], force)
     data = read_split(artifact)
     check_data_root(data, data_root)
     table = rank_samples(data).filtered(top=top)

@@ -9,7 +9,9 @@ from rich.table import Table
 def target_table(s: dict) -> Table:
     t = Table(title="Target label", show_header=False)
     t.add_row("target used", f"[bold]{s['target_name']}[/bold] ({s['source']})")
-    t.add_row("LGA vote", f"{s['lga_target_name']} with {s['confidence']:.0%} of the isolated samples")
+    n = sum(s["votes"].values())
+    t.add_row("LGA vote", f"{s['lga_target_name']}: {s['votes'][s['lga_target_name']]} of the {n} isolated samples "
+              f"({s['confidence']:.0%})")
     t.add_row("second-likely estimate", s["second_likely_name"] + ("" if s["agree"] else "  [yellow](disagrees)[/yellow]"))
     t.add_row("loss gap of isolated samples", f"{s['loss_gap']:.3f}")
     t.add_row("votes", ", ".join(f"{k}: {v}" for k, v in s["votes"].items() if v))
@@ -21,7 +23,7 @@ def split_table(s: dict) -> Table:
     v = s["verdict"]
     colour = {"poisoned": "red", "clean": "green"}.get(v["verdict"], "yellow")
     t.add_row("verdict", f"[bold {colour}]{v['verdict']}[/bold {colour}]: {escape(v['reason'])}")
-    t.add_row("suspicious list", f"{v['suspicious_count']} samples ({v['suspicious_share']:.1%}); "
+    t.add_row("suspicious list", f"{v['suspicious_count']} of {s['num_samples']} samples ({v['suspicious_share']:.1%}); "
               "`bsd-audit export` lists them first")
     t.add_row("clean pool", f"{s['clean_size']} of {s['num_samples']} ({s['clean_share']:.0%})")
     t.add_row("poison pool", f"{s['poison_size']} (not a list of suspects: every sample not confidently clean)")

@@ -30,6 +30,14 @@ class Runtime:
         """A generator on the compute device: draws made there never round-trip through the host."""
         return torch.Generator(device=self.device).manual_seed(seed)
 
+    def info(self) -> dict:
+        """The device as fields (the JSON summaries' ``device``): type, name, index, threads, ranks."""
+        w = distributed.world()
+        cuda = self.device.type == "cuda"
+        return {"type": self.device.type, "name": torch.cuda.get_device_name(self.device) if cuda else "cpu",
+                "index": (self.device.index or 0) if cuda else None, "threads": torch.get_num_threads(),
+                "ranks": w.size}
+
     def describe(self) -> str:
         w = distributed.world()
         ranks = f", {w.size} ranks" if w.size > 1 else ""

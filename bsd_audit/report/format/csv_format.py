@@ -2,13 +2,16 @@
 
 Columns: rank, index, path, label, pool, suspicious (on the verdict's list), oss, als, indicator,
 suspicion, and poisoned (true/false) when the artifact holds ground truth. A score the sample does
-not have (OSS outside the target class) is an empty cell.
+not have (OSS outside the target class) is an empty cell. A text cell that a spreadsheet would run
+as a formula (it starts with =, +, -, @, a tab or a carriage return: a class or file named "=1+2")
+gets a leading apostrophe, as OWASP's advice on CSV injection says; numbers are written as numbers.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import numbers
 
 from ..ranking import RankedTable
 from .interface import ExportFormat, finite_or_none
@@ -22,12 +25,21 @@ def _cell(value) -> str:
     if isinstance(value, float):
         v = finite_or_none(value)
         return "" if v is None else repr(v)
-    return str(value)
+    if isinstance(value, numbers.Integral):
+        return str(value)
+    text = str(value)
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+
+
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 class CsvFormat(ExportFormat):
     name = "csv"
     suffix = ".csv"
+
+    def recognises(self, head: str) -> bool:
+        return head.startswith("rank,index,path,")
 
     def render(self, table: RankedTable) -> str:
         buf = io.StringIO()

@@ -19,6 +19,10 @@ class ExportFormat(abc.ABC):
     def render(self, table: RankedTable) -> str:
         """The whole table as text, ending with a newline."""
 
+    @abc.abstractmethod
+    def recognises(self, head: str) -> bool:
+        """Whether text starting with ``head`` is an earlier export in this format (it may be replaced)."""
+
 
 def finite_or_none(x: float) -> float | None:
     """A score for output: NaN (no score for this sample) or an infinity becomes None (JSON has

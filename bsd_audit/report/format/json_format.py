@@ -35,6 +35,9 @@ class JsonFormat(ExportFormat):
     name = "json"
     suffix = ".json"
 
+    def recognises(self, head: str) -> bool:
+        return head.lstrip().startswith("{") and '"kind": "bsd-audit export"' in head
+
     def render(self, table: RankedTable) -> str:
         cols = table.columns
         rows = []
