@@ -201,6 +201,9 @@ def configure(preset: str = "auto", overrides: dict[str, Any] | None = None, con
               data: Path | None = None) -> Configured:
     """The resolved config; with ``preset="auto"`` the number of images under ``data`` picks the
     preset, and the scan that counted them is handed on so the command does not scan again."""
+    if preset != "auto":  # the settings are checked before the data is read
+        cfg = resolve_config(preset, overrides, config_file)
+        return Configured(cfg, scan_tree(data) if data is not None else None)
     tree = scan_tree(data) if data is not None else None
     return Configured(resolve_config(preset, overrides, config_file, None if tree is None else len(tree.paths)), tree)
 

@@ -64,7 +64,7 @@ def test_no_resume_starts_over_and_a_split_checkpoint_is_refused(straight, tmp_p
     # split and detect-target writing to the same name: neither resumes the other's run
     cfg = resolve_config("cpu", OVERRIDES)
     with pytest.raises(Interrupt):
-        api.split(straight["data"], out, cfg, after_epoch=stop_at("target", 1))
+        api.split(straight["data"], out, cfg, after_epoch=stop_at("target", 1), force=True)
     with pytest.raises(BadInputError, match=r"t\.ckpt\.h5: checkpoint of another run \(command differ"):
         api.detect_target(straight["data"], out, cfg)
 

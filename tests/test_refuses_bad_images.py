@@ -44,7 +44,7 @@ def test_corrupt_image(tmp_path):
     root = good_tree(tmp_path)
     bad = root / "dog" / "corrupt.png"
     bad.write_bytes(os.urandom(2048))
-    msg = _refused(root, bad, "not an image PIL can identify")
+    msg = _refused(root, bad, "is not an image (unknown content starting")
     assert "Remove it or replace it" in msg
 
 
@@ -62,14 +62,14 @@ def test_text_file_with_image_extension(tmp_path):
     root = good_tree(tmp_path)
     bad = root / "cat" / "x.jpg"
     bad.write_text("this is not a picture\n")
-    _refused(root, bad, "not an image")
+    _refused(root, bad, "is not an image (a text file)")
 
 
 def test_empty_file_with_image_extension(tmp_path):
     root = good_tree(tmp_path)
     bad = root / "cat" / "empty.png"
     bad.write_bytes(b"")
-    _refused(root, bad, "not an image")
+    _refused(root, bad, "is empty (0 bytes)")
 
 
 def test_every_bad_file_is_listed_in_one_error(tmp_path):

@@ -1,7 +1,7 @@
 """Where a command may write: the checks every ``--out`` passes before any work starts, and the lock
 that keeps two runs off the same output.
 
-The rule (the README's "Outputs"): an output is never inside the dataset being audited and never one of
+The rule (README, "Useful options"; docs/reliability.md): an output is never inside the dataset being audited and never one of
 the command's own inputs; an existing file is replaced only when it is an earlier output of the same
 kind (an artifact of that kind, or the same export format), or with ``--force``; the folder must be
 writable, which is tried at once rather than after an hour of training.
@@ -20,7 +20,7 @@ from typing import Callable, Iterable, Iterator
 import h5py
 
 from ..errors import BadInputError
-from ..training.distributed import is_main
+from ..training.distributed import launched_as_main
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -111,7 +111,7 @@ def output_lock(out: Path) -> Iterator[None]:
     """Hold ``out`` for this run: a second run on the same ``--out`` is refused while this one runs.
     The lock is the operating system's (flock): it ends with the process, so a killed run leaves no
     stale lock behind. Under torchrun rank 0 holds it, as it alone writes."""
-    if not is_main():
+    if not launched_as_main():  # the lock is taken before the process group exists
         yield
         return
     path = lock_path(out)

@@ -73,6 +73,11 @@ def is_main() -> bool:
     return not dist.is_initialized() or dist.get_rank() == 0
 
 
+def launched_as_main() -> bool:
+    """Rank 0 of a torchrun launch (or a plain process), known before the process group exists."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def barrier() -> None:
     if dist.is_initialized():
         dist.barrier()
