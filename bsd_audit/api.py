@@ -88,8 +88,10 @@ class _Result:
 
 
 @dataclass(kw_only=True)
-class DetectTargetReport(TargetChoice, _Result):
-    command: str = "detect-target"
+class _AuditReport(TargetChoice, _Result):
+    """What detect-target's and split's summaries share: the data, the target, the verdict."""
+
+    command: str
     schema: int = SUMMARY_SCHEMA
     artifact: str
     num_samples: int
@@ -101,30 +103,23 @@ class DetectTargetReport(TargetChoice, _Result):
     device: dict[str, Any]  # type (cpu | cuda), name, index, threads, ranks
     verdict: VerdictSummary
     resumed_from: Resumed | None
-    wall_time_s: float
+    wall_time_s: float = 0.0
 
 
 @dataclass(kw_only=True)
-class SplitReport(TargetChoice, _Result):
+class DetectTargetReport(_AuditReport):
+    command: str = "detect-target"
+
+
+@dataclass(kw_only=True)
+class SplitReport(_AuditReport):
     _OMIT_IF_NONE = ("truth",)
     command: str = "split"
-    schema: int = SUMMARY_SCHEMA
-    artifact: str
-    num_samples: int
-    classes: list[str]
-    empty_classes: list[str]  # class folders without images, left out of the audit
-    skipped_bad_files: list[dict[str, str]]  # {path, error} of each file --skip-bad-files left out
-    warnings: list[str]  # what the user should know before trusting the result, one sentence each
-    fingerprint: str
-    device: dict[str, Any]  # type (cpu | cuda), name, index, threads, ranks
     clean_size: int
     poison_size: int
     clean_share: float
     clean_per_class: dict[str, int]
-    resumed_from: Resumed | None
-    verdict: VerdictSummary
     truth: dict[str, Any] | None = None  # split quality against a benchmark's ground truth (--truth)
-    wall_time_s: float = 0.0
 
 
 @dataclass(kw_only=True)
