@@ -36,7 +36,8 @@ from PIL import Image
 
 from bsd_audit.api import detect_target, evaluate, split, train_clean
 from bsd_audit.artifacts.h5 import read_samples
-from bsd_audit.artifacts.target import read_evidence
+from bsd_audit.artifacts.split import read_split
+from bsd_audit.artifacts.target import read_evidence, read_target_of
 from bsd_audit.attacks import build_benchmark
 from bsd_audit.config import parse_overrides, resolve_config
 from bsd_audit.metrics import precision_at_recall
@@ -96,6 +97,83 @@ VARIANTS = {
     "blended-5-truck": Poisoned("blended", 0.05, {}, "truck"),
     "sig-5-ship": Poisoned("sig", 0.05, {}, "ship"),
 }
+
+
+# The calibration matrix (--matrix): every attack the verdict is asked to catch, at the rates it must
+# catch them, each row's target drawn at random (seeded by the row's name) so that no class is favoured.
+# Rows named *-10k use 1,000 images per class (10,000); clothing-* rows poison the full-resolution
+# photos of --clothing. Whether a row counts is decided by its no-defence ASR (--asr), never assumed.
+MATRIX_ATTACKS = {"badnets3": ("badnets", {"patch_size": 3}), "badnets5": ("badnets", {"patch_size": 5}),
+                  "blended10": ("blended", {"alpha": 0.1}), "blended20": ("blended", {"alpha": 0.2}),
+                  "sig": ("sig", {})}
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+CLOTHING_CLASSES = ("dress", "hat", "longsleeve", "outwear", "pants", "shirt", "shoes", "shorts", "skirt", "t-shirt")
+
+
+def _drawn_target(name: str, classes: tuple[str, ...]) -> str:
+    return classes[int(np.random.default_rng(list(name.encode())).integers(len(classes)))]
+
+
+def matrix_rows() -> dict[str, tuple[Poisoned, str]]:
+    """name -> (attack, source): "cifar10" (2,500 images, or 10,000 for *-10k) or "clothing"."""
+    rows = {}
+    for key, (attack, params) in MATRIX_ATTACKS.items():
+        for pct in (1, 3, 5):
+            name = f"m-{key}-{pct}"
+            rows[name] = (Poisoned(attack, pct / 100, params, _drawn_target(name, CIFAR10_CLASSES)), "cifar10")
+        name = f"m-{key}-1-10k"
+        rows[name] = (Poisoned(attack, 0.01, params, _drawn_target(name, CIFAR10_CLASSES)), "cifar10-10k")
+    for key in ("badnets3", "blended10", "sig"):
+        attack, params = MATRIX_ATTACKS[key]
+        name = f"m-clothing-{key}-5"
+        rows[name] = (Poisoned(attack, 0.05, params, _drawn_target(name, CLOTHING_CLASSES)), "clothing")
+    return rows
+
+
+# Clean shapes the first calibration did not cover (--matrix): another domain, twenty classes from two
+# domains side by side, a 100:1 imbalance, and a few hundred images.
+def make_mixed_domains(cifar: Path, clothing: Path, out: Path, per_class: int = 120) -> None:
+    """CIFAR-10's ten classes beside clothing's ten: twenty classes, two kinds of image."""
+    if out.exists():
+        return
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    for source, names in ((cifar / "train", CIFAR10_CLASSES), (clothing / "train", CLOTHING_CLASSES)):
+        for name in names:
+            (tmp / name).mkdir(parents=True)
+            for f in sorted((source / name).iterdir())[:per_class]:
+                shutil.copy2(f, tmp / name / f.name)
+    tmp.rename(out)
+
+
+MATRIX_CLEAN = {
+    "clean-imbalanced-100": CleanSet(None, (500, 320, 200, 130, 80, 50, 30, 20, 10, 5), 2000),
+    "clean-few-hundred": CleanSet(("cat", "dog", "ship", "truck"), 60, 2500),
+}
+
+
+def save_evidence(folder: Path, name: str, seed: int, art: Path, classes: list[str], truth, baseline: float | None,
+                  stage: str) -> Path:
+    """One run's evidence as a small .npz, enough to judge it again offline with another verdict rule:
+    labels, warm-up fit ranks, the split's indicator and pools (split stage), both target estimates,
+    the votes, the ground truth and the no-defence ASR."""
+    ev = read_evidence(art)
+    extra = {}
+    if stage == "split":
+        sp = read_split(art)
+        extra = {"clean": sp.clean, "als": sp.scores["als"], "oss": sp.scores["oss"]}
+    t = read_target_of(art)
+    out = folder / f"{name}-s{seed}-{stage}.npz"
+    folder.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(
+        out, labels=ev.labels.astype(np.int16), fit_rank=ev.fit_rank.astype(np.float32),
+        indicator=(ev.indicator if ev.indicator is not None else np.full(len(ev.labels), np.nan)).astype(np.float32),
+        target_used=ev.target, lga_target=t["lga_target"], second_likely_target=t["second_likely_target"],
+        votes=np.asarray(t["votes"]), vote_share=ev.vote_share, loss_gap=ev.loss_gap,
+        truth=np.zeros(len(ev.labels), bool) if truth is None else truth, poisoned=truth is not None,
+        baseline_asr=np.nan if baseline is None else baseline, classes=np.array(classes), dataset=name, seed=seed,
+        **{k: np.asarray(v, dtype=np.float32 if v.dtype != bool else bool) for k, v in extra.items()})
+    return out
 
 
 def build_poisoned(source: Path, bench: Path, spec: Poisoned, per_class: int) -> None:
@@ -176,6 +254,13 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="*", help="training seeds (default: the preset's); each runs every dataset")
     ap.add_argument("--variants", action="store_true",
                     help="also run the held-out attack variants (other targets, rates and trigger strengths)")
+    ap.add_argument("--matrix", action="store_true",
+                    help="run the calibration matrix instead (MATRIX_ATTACKS at 1/3/5 %% on 2,500 CIFAR-10 images and "
+                         "1 %% on 10,000, the clothing rows, and the clean shapes of CLEAN and MATRIX_CLEAN)")
+    ap.add_argument("--clothing", type=Path, default=Path("../shared/data/clothing"),
+                    help="full-resolution clothing photos (train/, test/) for the matrix's other-domain rows")
+    ap.add_argument("--evidence", type=Path, help="also save each run's evidence as a small .npz here, to judge "
+                    "it again offline with another verdict rule")
     ap.add_argument("--asr", action="store_true",
                     help="also train the no-defence baseline on each poisoned benchmark and report its ASR")
     args = ap.parse_args()
@@ -187,7 +272,23 @@ def main() -> None:
     if (args.sample / "manifest.json").exists():
         jobs.append(("clean-sample", args.work / "clean-sample", None,
                      lambda o=args.work / "clean-sample": unpoison_sample(args.sample, o)))
-    for name, spec in {**POISONED, **(VARIANTS if args.variants else {})}.items():
+    if args.matrix:
+        for name, spec in MATRIX_CLEAN.items():
+            jobs.append((name, args.work / name, None,
+                         lambda o=args.work / name, sp=spec: make_clean_subset(args.source, o, sp)))
+        if (args.clothing / "train").is_dir():
+            jobs.append(("clean-clothing", args.clothing / "train", None, lambda: None))
+            jobs.append(("clean-c20-two-domains", args.work / "clean-c20-two-domains", None,
+                         lambda o=args.work / "clean-c20-two-domains": make_mixed_domains(args.source, args.clothing, o)))
+        for name, (spec, source) in matrix_rows().items():
+            if source == "clothing" and not (args.clothing / "train").is_dir():
+                continue
+            bench = args.work / name
+            src, per_class = {"cifar10": (args.source, args.per_class), "cifar10-10k": (args.source, 1000),
+                              "clothing": (args.clothing, None)}[source]
+            jobs.append((name, bench / "train", bench / "manifest.json",
+                         lambda b=bench, sp=spec, s=src, n=per_class: build_poisoned(s, b, sp, n)))
+    for name, spec in ({} if args.matrix else {**POISONED, **(VARIANTS if args.variants else {})}).items():
         bench = args.work / name
         jobs.append((name, bench / "train", bench / "manifest.json",
                      lambda b=bench, sp=spec: build_poisoned(args.source, b, sp, args.per_class)))
@@ -233,6 +334,8 @@ def main() -> None:
                 row["baseline_asr"] = baseline_asr(Path(manifest).parent, base, cfg.model_copy(update={"seed": seed}))
         if wall is not None:
             row[f"{args.stage}_s"] = wall
+        if args.evidence is not None:
+            save_evidence(args.evidence, name, seed, art, classes, truth, row.get("baseline_asr"), args.stage)
         rows.append(row)
         print(json.dumps(row), flush=True)
     print(markdown_table(rows))

@@ -109,3 +109,30 @@ def test_misses_are_split_by_whether_the_attack_took_hold():
             {"verdict": "clean", "baseline_asr": 9.4}, {"verdict": "inconclusive", "baseline_asr": 44.1},
             {"verdict": "poisoned", "baseline_asr": 12.0}, {"verdict": "clean"}]  # the last: --asr not run
     assert cal.misses_by_hold(rows) == {"held": 2, "held_missed": 1, "weak": 3, "weak_missed": 2}
+
+
+def test_the_matrix_holds_every_attack_rate_and_domain_with_drawn_targets():
+    cal = load_benchmark("calibrate_verdict")
+    rows = cal.matrix_rows()
+    cifar = [r for r, (_, src) in rows.items() if src == "cifar10"]
+    assert len(cifar) == 5 * 3 and len([r for r, (_, s) in rows.items() if s == "cifar10-10k"]) == 5
+    assert {(spec.attack, spec.rate) for spec, src in rows.values() if src == "clothing"} == {
+        ("badnets", 0.05), ("blended", 0.05), ("sig", 0.05)}
+    targets = {spec.target for spec, src in rows.values() if src.startswith("cifar10")}
+    assert len(targets) >= 4 and targets <= set(cal.CIFAR10_CLASSES)  # drawn per row, not one favourite
+    assert cal.matrix_rows() == rows  # the draw is seeded by the row's name
+
+
+def test_evidence_of_a_run_judges_the_same_offline(tiny_split, tmp_path):
+    from bsd_audit.artifacts.target import read_evidence
+    from bsd_audit.method.verdict import Evidence, attack_verdict
+
+    cal = load_benchmark("calibrate_verdict")
+    saved = cal.save_evidence(tmp_path, "tiny", 0, tiny_split["split"], ["ant", "bee", "cat"], None, None, "split")
+    ev = np.load(saved)
+    again = attack_verdict(Evidence(ev["labels"].astype(np.int64), int(ev["target_used"]), ev["fit_rank"].astype(np.float64),
+                                    float(ev["vote_share"]), True, float(ev["loss_gap"]),
+                                    ev["indicator"].astype(np.float64)))
+    stored = attack_verdict(read_evidence(tiny_split["split"]))
+    assert again.verdict == stored.verdict and abs(again.score - stored.score) < 1e-4
+    assert ev["clean"].dtype == bool and len(ev["clean"]) == len(ev["labels"]) and saved.stat().st_size < 200_000

@@ -74,6 +74,12 @@ def read_target_attrs(f: h5py.File) -> dict:
     return out
 
 
+def read_target_of(path: Path) -> dict:
+    """read_target_attrs of a detect-target or split artifact on disk."""
+    with open_artifact(path) as f:
+        return read_target_attrs(f)
+
+
 def read_verdict(f: h5py.File, n: int) -> tuple[dict | None, np.ndarray | None, np.ndarray | None]:
     """(/verdict attributes, the suspicious list as a mask, /scores/suspicion); None where absent."""
     suspicion = np.asarray(f["scores/suspicion"][()], dtype=np.float64) if "scores/suspicion" in f else None
