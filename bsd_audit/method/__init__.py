@@ -9,4 +9,6 @@
 - ``mixmatch``: the main model's semi-supervised step.
 - ``altruistic``: the altruistic model's updates.
 - ``bsd``: Algorithm 1, the stages run in order.
+- ``purify``: the purified model (and the no-defence baseline) trained on a finished split.
+- ``verdict``: whether an attack is present at all, and the suspicious list (not in the paper).
 """

@@ -1,4 +1,5 @@
-"""The engine reports progress through this small interface; the CLI draws it with rich."""
+"""Every long step reports progress through this small interface; the CLI draws it (rich bars on a
+terminal, plain lines in a log)."""
 
 from __future__ import annotations
 
