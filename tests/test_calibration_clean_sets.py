@@ -136,3 +136,7 @@ def test_evidence_of_a_run_judges_the_same_offline(tiny_split, tmp_path):
     stored = attack_verdict(read_evidence(tiny_split["split"]))
     assert again.verdict == stored.verdict and abs(again.score - stored.score) < 1e-4
     assert ev["clean"].dtype == bool and len(ev["clean"]) == len(ev["labels"]) and saved.stat().st_size < 200_000
+    # judge_evidence.py reads it back with the same verdict, and scores every class as the candidate
+    row, = load_benchmark("judge_evidence").main([str(tmp_path)])
+    assert row["verdict"] == stored.verdict and row["score"] == round(stored.score, 2)
+    assert row["lga"] in ("ant", "bee", "cat") and row["classes"] == 3

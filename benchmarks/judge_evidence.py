@@ -1,0 +1,80 @@
+"""Judge stored runs again, offline, with the verdict as it is and with candidate rules: seconds, not
+hours, per idea.
+
+Reads the .npz files that `calibrate_verdict.py --evidence DIR` saves (one per run: labels, warm-up fit
+ranks, the split's indicator I and pools, both target estimates, the ground truth, the no-defence ASR)
+and prints, per run: the verdict and score as the tool decides them, and each class's score when it is
+taken as the candidate target (fit ranks alone), so that a rule reading every class, or both
+estimates, can be measured on clean and poisoned runs before it is kept:
+
+    python benchmarks/judge_evidence.py benchmarks/evidence
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bsd_audit.method.verdict import Evidence, attack_verdict  # noqa: E402
+from tables import markdown_table  # noqa: E402
+
+
+def load(path: Path) -> dict:
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def evidence(run: dict, target: int, with_indicator: bool = True) -> Evidence:
+    ind = run["indicator"].astype(np.float64)
+    use = with_indicator and np.isfinite(ind).all()
+    return Evidence(labels=run["labels"].astype(np.int64), target=int(target),
+                    fit_rank=run["fit_rank"].astype(np.float64), vote_share=float(run["vote_share"]),
+                    estimates_agree=int(run["lga_target"]) == int(run["second_likely_target"]),
+                    loss_gap=float(run["loss_gap"]), indicator=ind if use else None)
+
+
+def class_scores(run: dict) -> np.ndarray:
+    """Each class's verdict score when it is taken as the target (fit ranks alone)."""
+    C = len(run["classes"])
+    return np.array([attack_verdict(evidence(run, c, with_indicator=False)).score for c in range(C)])
+
+
+def row_of(path: Path) -> dict:
+    run = load(path)
+    classes = [str(c) for c in run["classes"]]
+    v = attack_verdict(evidence(run, int(run["target_used"])))
+    scores = class_scores(run)
+    best = int(np.argmax(scores))
+    truth = run["truth"].astype(bool)
+    true_target = classes[int(np.bincount(run["labels"][truth]).argmax())] if truth.any() else None
+    lga, second = int(run["lga_target"]), int(run["second_likely_target"])
+    return {
+        "run": path.stem, "poisoned": bool(run["poisoned"]),
+        "asr": None if np.isnan(run["baseline_asr"]) else round(float(run["baseline_asr"]), 1),
+        "classes": len(classes), "n": len(run["labels"]), "true_target": true_target,
+        "lga": classes[lga], "second": classes[second], "verdict": v.verdict, "score": round(v.score, 2),
+        "score_second": round(float(scores[second]), 2), "best_class": classes[best],
+        "best_score": round(float(scores[best]), 2),
+    }
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("folder", type=Path)
+    ap.add_argument("--json", dest="json_out", type=Path)
+    args = ap.parse_args(argv)
+    rows = [row_of(p) for p in sorted(args.folder.glob("*.npz"))]
+    print(markdown_table(rows))
+    if args.json_out:
+        args.json_out.write_text(json.dumps(rows, indent=1) + "\n")
+    return rows
+
+
+if __name__ == "__main__":
+    main()
