@@ -183,6 +183,11 @@ def _handled() -> None:
         # wrap it (a path broken across lines cannot be copied or grepped from a CI log).
         err.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(exc.exit_code)
+    except BrokenPipeError:
+        # the reader of stdout stopped (`bsd-audit export s.h5 | head`): not a failure of the tool;
+        # point stdout at nothing so the interpreter's final flush does not fail again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(EXIT_OK)
     except KeyboardInterrupt:
         err.print("[bold red]interrupted[/bold red]: no artifact was written (any earlier one is unchanged); "
                   "detect-target, split and train-clean continue from their checkpoint when run again")

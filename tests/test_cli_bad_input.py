@@ -276,3 +276,13 @@ def test_target_from_another_altruistic_net(tmp_path, tiny):
     _assert_refused(r, str(target), "altruistic model is fastnet width 8", "this run's is resnet18 width 8",
                     "re-run detect-target")
     assert _listing(outdir) == set()
+
+
+def test_a_reader_that_stops_early_is_no_error(tmp_path):
+    """`bsd-audit config | head -1`: stdout's reader closes the pipe; the tool stops quietly, exit 0."""
+    p = subprocess.Popen([sys.executable, "-m", "bsd_audit", "config", "--preset", "cpu"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    p.stdout.close()  # gone before the tool writes (it imports torch first): its write meets a broken pipe
+    stderr = p.stderr.read()
+    p.wait(timeout=60)
+    assert p.returncode == 0 and b"internal error" not in stderr and b"Traceback" not in stderr, stderr
