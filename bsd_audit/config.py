@@ -17,6 +17,7 @@ field's type and checked against its range where the config is built, once (docs
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal, Mapping
@@ -43,7 +44,7 @@ class Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     # --- data
-    image_size: int = Field(32, ge=8)  # working resolution: every image is resized to image_size x image_size
+    image_size: int = Field(32, ge=8, le=1024)  # working resolution: every image is resized to image_size x image_size
     max_image_pixels: int = Field(89_478_485, ge=1)
     # Leave unusable image files out (listed in the summary and the artifact) instead of refusing the tree.
     skip_bad_files: bool = False  # decompression-bomb guard (PIL's default limit)
@@ -164,6 +165,13 @@ class Config(BaseModel):
         need(not self.compile or hasattr(torch.nn.Module, "compile"),
              f"compile=true needs torch >= 2.2 (this is {torch.__version__})")
         return self
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        if not re.fullmatch(r"auto|cpu|cuda(:[0-9]+)?", value):
+            raise ValueError("the device is auto, cpu, cuda or cuda:N (this tool runs on NVIDIA GPUs or the CPU)")
+        return value
 
     @field_validator("extra", mode="before")
     @classmethod

@@ -16,7 +16,8 @@ runner = CliRunner()
 
 @pytest.mark.parametrize("field, value", [("seed", "-1"), ("altruistic_batch_size", "0"), ("threads", "-1"),
                                           ("altruistic_lr", "-0.1"), ("eval_batch_size", "0"), ("T1", "0"),
-                                          ("isolation_share", "1.5"), ("image_size", "4"), ("mixmatch_K", "0")])
+                                          ("isolation_share", "1.5"), ("image_size", "4"), ("mixmatch_K", "0"),
+                                          ("image_size", "100000"), ("device", "mps"), ("device", "cuda:x")])
 def test_out_of_range_values_are_refused_by_name(field, value):
     with pytest.raises(UsageError, match=f"{field} '{value}'"):
         resolve_config("cpu", {field: value})
