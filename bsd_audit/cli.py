@@ -224,7 +224,7 @@ def _finish(s: dict, gate: AuditGate, quiet: bool) -> int:
         err.print(f"[bold yellow]warning:[/bold yellow] {escape(warning)}", soft_wrap=True)
     if not s["agree"] and not quiet:
         err.print(f"[bold yellow]warning:[/bold yellow] the two target estimates disagree (LGA vote "
-                  f"{s['lga_target_name']}, second-likely {s['second_likely_name']}); the LGA vote is used. "
+                  f"{escape(s['lga_target_name'])}, second-likely {escape(s['second_likely_name'])}); the LGA vote is used. "
                   "Inspect the votes, or pass --target if the attack's target is known.")
     for reason in gate.reasons:
         err.print(f"[bold red]gate:[/bold red] {escape(reason)}", soft_wrap=True)
@@ -268,7 +268,7 @@ def detect_target_cmd(
             err.print(f"verdict: [bold]{v['verdict']}[/bold]: {escape(v['reason'])}")
             r = s["resumed_from"]
             resumed = f", resumed from its checkpoint after warm-up epoch {r['epoch']}" if r else ""
-            err.print(f"wrote {out} in {s['wall_time_s']:.0f} s{resumed}")
+            err.print(f"wrote {escape(str(out))} in {s['wall_time_s']:.0f} s{resumed}", soft_wrap=True)
         return _finish(s, gate, quiet or as_json)
 
     _run(body)
@@ -320,7 +320,7 @@ def split_cmd(
             err.print(split_table(s))
             r = s["resumed_from"]
             resumed = f", resumed from its checkpoint ({r['phase']} phase, epoch {r['epoch']})" if r else ""
-            err.print(f"wrote {out} in {s['wall_time_s']:.0f} s{resumed}")
+            err.print(f"wrote {escape(str(out))} in {s['wall_time_s']:.0f} s{resumed}", soft_wrap=True)
         return _finish(s, gate, quiet or as_json)
 
     _run(body)
@@ -362,8 +362,8 @@ def train_clean_cmd(
             what = "no-defence baseline" if baseline else f"purified model ({mode})"
             r = s["resumed_from"]
             resumed = f", resumed after epoch {r['epoch']}" if r else ""
-            err.print(f"wrote {out}: {what}, {s['arch']}, {s['epochs']} epochs on {s['labelled']} labelled"
-                      f" and {s['unlabelled']} unlabelled images{resumed}, {s['wall_time_s']:.0f} s")
+            err.print(f"wrote {escape(str(out))}: {what}, {s['arch']}, {s['epochs']} epochs on {s['labelled']} labelled"
+                      f" and {s['unlabelled']} unlabelled images{resumed}, {s['wall_time_s']:.0f} s", soft_wrap=True)
         return EXIT_OK
 
     _run(body)
@@ -400,7 +400,7 @@ def evaluate_cmd(
         elif not quiet:
             err.print(metrics_table(s))
             if out is not None:
-                err.print(f"wrote {out}")
+                err.print(f"wrote {escape(str(out))}", soft_wrap=True)
         for failure in r.thresholds.failures:
             err.print(f"[bold red]threshold:[/bold red] {escape(failure)}")
         return r.thresholds.exit_code
@@ -437,8 +437,9 @@ def make_benchmark_cmd(
         if as_json:
             print(json.dumps(brief, sort_keys=True))
         else:
-            err.print(f"wrote {out}: {m['num_train']} training images, {m['num_poisoned']} poisoned ({attack}, "
-                      f"target {m['target']}); manifest {out / 'manifest.json'}")
+            err.print(f"wrote {escape(str(out))}: {m['num_train']} training images, {m['num_poisoned']} poisoned "
+                      f"({escape(attack)}, target {escape(str(m['target']))}); manifest {escape(str(out / 'manifest.json'))}",
+                      soft_wrap=True)
         return EXIT_OK
 
     _run(body)

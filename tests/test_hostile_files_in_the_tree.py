@@ -117,3 +117,10 @@ def test_ctrl_c_ends_a_run_whose_decode_worker_is_blocked(tmp_path):
         p.kill()
     assert code == EXIT_INTERRUPTED, p.stderr.read()
     assert not (tmp_path / "t.h5").exists()
+
+
+def test_markup_in_class_names_is_shown_as_it_is(tmp_path):
+    data = build_tree(tmp_path / "data", {"ant": 8, "[bold]bee": 8})
+    r = runner.invoke(app, ["split", str(data), "--out", str(tmp_path / "s.h5"), "--init-only", *SETS])
+    assert r.exit_code == EXIT_OK, r.output
+    assert "[bold]bee: " in r.stderr  # rich would have eaten "[bold]" as markup

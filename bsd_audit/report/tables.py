@@ -1,4 +1,6 @@
-"""The terminal's tables: the JSON summaries of the commands, drawn with rich for a person."""
+"""The terminal's tables: the JSON summaries of the commands, drawn with rich for a person. Every
+string from the data (class names, paths, messages) goes through rich's escape: a class folder named
+"[bold]x" is shown as it is, not read as markup."""
 
 from __future__ import annotations
 
@@ -8,13 +10,13 @@ from rich.table import Table
 
 def target_table(s: dict) -> Table:
     t = Table(title="Target label", show_header=False)
-    t.add_row("target used", f"[bold]{s['target_name']}[/bold] ({s['source']})")
+    t.add_row("target used", f"[bold]{escape(s['target_name'])}[/bold] ({s['source']})")
     n = sum(s["votes"].values())
-    t.add_row("LGA vote", f"{s['lga_target_name']}: {s['votes'][s['lga_target_name']]} of the {n} isolated samples "
+    t.add_row("LGA vote", f"{escape(s['lga_target_name'])}: {s['votes'][s['lga_target_name']]} of the {n} isolated samples "
               f"({s['confidence']:.0%})")
-    t.add_row("second-likely estimate", s["second_likely_name"] + ("" if s["agree"] else "  [yellow](disagrees)[/yellow]"))
+    t.add_row("second-likely estimate", escape(s["second_likely_name"]) + ("" if s["agree"] else "  [yellow](disagrees)[/yellow]"))
     t.add_row("loss gap of isolated samples", f"{s['loss_gap']:.3f}")
-    t.add_row("votes", ", ".join(f"{k}: {v}" for k, v in s["votes"].items() if v))
+    t.add_row("votes", ", ".join(f"{escape(k)}: {v}" for k, v in s["votes"].items() if v))
     return t
 
 
@@ -27,7 +29,7 @@ def split_table(s: dict) -> Table:
               "`bsd-audit export` lists them first")
     t.add_row("clean pool", f"{s['clean_size']} of {s['num_samples']} ({s['clean_share']:.0%})")
     t.add_row("poison pool", f"{s['poison_size']} (not a list of suspects: every sample not confidently clean)")
-    t.add_row("clean per class", ", ".join(f"{k}: {v}" for k, v in s["clean_per_class"].items()))
+    t.add_row("clean per class", ", ".join(f"{escape(k)}: {v}" for k, v in s["clean_per_class"].items()))
     if "truth" in s:
         tr = s["truth"]
         t.add_row("ground truth", f"{tr['num_poisoned']} poisoned; {tr['poison_in_clean']} left in the clean pool "
@@ -50,13 +52,13 @@ def metrics_table(s: dict) -> Table:
     t.add_row("clean accuracy (CA)", f"{pct(s['ca'])} on {s['num_test']} test images")
     if "asr" in s:
         t.add_row("attack success rate (ASR)", f"{pct(s['asr'])} of {s['num_triggered']} triggered images "
-                  f"(target {s['target_name']}, from {s['target_source']})")
+                  f"(target {escape(s['target_name'])}, from {s['target_source']})")
     if "baseline" in s:
         b = s["baseline"]
         t.add_row("no-defence baseline", f"CA {pct(b['ca'])}" + (f", ASR {pct(b['asr'])}" if "asr" in b else ""))
     if "der" in s:
         t.add_row("DER", pct(s["der"]))
-    t.add_row("per-class accuracy", ", ".join(f"{c}: {pct(v)}" for c, v in s["per_class_accuracy"].items()))
+    t.add_row("per-class accuracy", ", ".join(f"{escape(c)}: {pct(v)}" for c, v in s["per_class_accuracy"].items()))
     if "split_quality" in s:
         q = s["split_quality"]
         t.add_row("split quality", f"{q['poison_in_clean']} of {q['num_poisoned']} poisoned left in the clean pool "
