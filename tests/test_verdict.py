@@ -166,3 +166,17 @@ def test_the_list_line_needs_a_yardstick():
     assert list_line(x, 0.0, 1.2) == float("-inf")  # nothing listed, rather than all but the top
     line = list_line(x, 1.0, 1.2)
     assert np.median(x[x >= line]) - 1.2 == pytest.approx(line)  # a fixed point: the median above it, less the depth
+
+
+def test_every_class_is_scored_as_a_candidate_target():
+    """A vote for the wrong class still shows the poisoned one: each class's score as the target is
+    reported, the used target's equal to the verdict's score."""
+    rng = np.random.default_rng(3)
+    labels = np.repeat(np.arange(6), 200)
+    fit = _ranks(labels, np.zeros(6), rng)
+    poisoned = np.flatnonzero(labels == 4)[:60]
+    fit[poisoned] = rng.uniform(0.0, 0.02, len(poisoned))  # class 4 holds a group fitted first
+    v = attack_verdict(Evidence(labels, 1, fit, 0.3, False, 0.1))  # the vote picked class 1
+    scores = v.inputs["class_scores"]
+    assert len(scores) == 6 and scores[1] == round(v.score, 4)
+    assert int(np.argmax(scores)) == 4 and scores[4] >= POISONED_SCORE > v.score

@@ -157,16 +157,27 @@ def list_line(like_t: np.ndarray, honest_spread: float, depth: float) -> float:
     return line
 
 
+def tail_ratios(groups: dict[int, np.ndarray], t: int) -> dict[float, float]:
+    """Class t's tail width over the median honest class's, from each anchor of TAIL_ANCHORS. The
+    honest yardsticks are the other classes of at least MIN_REFERENCE_SIZE samples."""
+    refs = [c for c, g in groups.items() if c != t and len(g) >= MIN_REFERENCE_SIZE]
+    target_lg = groups.get(t, np.zeros(0))
+    ratios = {}
+    for a in TAIL_ANCHORS:
+        ref = float(np.median([tail_width(groups[c], a) for c in refs])) if refs else 0.0
+        ratios[a] = tail_width(target_lg, a) / ref if ref > 0 else 0.0
+    return ratios
+
+
 def attack_verdict(ev: Evidence) -> Verdict:
     labels, t = ev.labels, ev.target
     lg = logit_ranks(ev.fit_rank)
     groups = {int(c): lg[labels == c] for c in np.unique(labels)}  # each class's logit fit ranks
-    target_lg = groups.get(t, lg[:0])
     refs = [c for c, g in groups.items() if c != t and len(g) >= MIN_REFERENCE_SIZE]  # the honest yardsticks
-    ratios = {}  # the target's tail width over an honest class's, from each anchor
-    for a in TAIL_ANCHORS:
-        ref = float(np.median([tail_width(groups[c], a) for c in refs])) if refs else 0.0
-        ratios[a] = tail_width(target_lg, a) / ref if ref > 0 else 0.0
+    ratios = tail_ratios(groups, t)  # the target's tail width over an honest class's, from each anchor
+    # every class's score as if it were the target: reported, so that a vote for the wrong class
+    # can be seen (the decision reads the target's alone)
+    class_scores = {c: round(max(tail_ratios(groups, c).values()), 4) for c in groups}
     spreads = {c: lower_spread(g) for c, g in groups.items()}
     s_t = spreads.get(t, 0.0)
     others = [spreads[c] for c in refs]
@@ -209,6 +220,7 @@ def attack_verdict(ev: Evidence) -> Verdict:
         "target_lower_spread": round(s_t, 4), "honest_lower_spread": round(honest, 4),
         "widest_class": int(max(spreads, key=spreads.get)), "target_size": n_t, "reference_classes": len(others),
         "score_by_anchor": {f"q{round(a * 100)}": round(r, 4) for a, r in ratios.items()},
+        "class_scores": [class_scores.get(c, 0.0) for c in range(int(labels.max()) + 1 if len(labels) else 0)],
         "vote_share": round(float(ev.vote_share), 4), "estimates_agree": bool(ev.estimates_agree),
         "loss_gap": round(float(ev.loss_gap), 4),
         "poisoned_score": POISONED_SCORE, "clean_score": CLEAN_SCORE,
