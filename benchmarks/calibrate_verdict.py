@@ -162,6 +162,8 @@ def save_evidence(folder: Path, name: str, seed: int, art: Path, classes: list[s
     if stage == "split":
         sp = read_split(art)
         extra = {"clean": sp.clean, "als": sp.scores["als"], "oss": sp.scores["oss"]}
+        if sp.main_pred is not None:
+            extra.update(main_pred=sp.main_pred.astype(np.int16), main_label_prob=sp.main_label_prob)
     t = read_target_of(art)
     out = folder / f"{name}-s{seed}-{stage}.npz"
     folder.mkdir(parents=True, exist_ok=True)
@@ -172,7 +174,7 @@ def save_evidence(folder: Path, name: str, seed: int, art: Path, classes: list[s
         votes=np.asarray(t["votes"]), vote_share=ev.vote_share, loss_gap=ev.loss_gap,
         truth=np.zeros(len(ev.labels), bool) if truth is None else truth, poisoned=truth is not None,
         baseline_asr=np.nan if baseline is None else baseline, classes=np.array(classes), dataset=name, seed=seed,
-        **{k: np.asarray(v, dtype=np.float32 if v.dtype != bool else bool) for k, v in extra.items()})
+        **{k: np.asarray(v, dtype=v.dtype if v.dtype in (bool, np.int16) else np.float32) for k, v in extra.items()})
     return out
 
 

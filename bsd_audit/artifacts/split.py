@@ -2,7 +2,8 @@
 
 Beyond the target estimate's groups (artifacts/target.py) it holds:
 
-- ``/scores``: ``oss`` (NaN outside D_t), ``indicator`` (I, eq. 9), both high = clean;
+- ``/scores``: ``oss`` (NaN outside D_t), ``indicator`` (I, eq. 9), both high = clean; ``main_pred``
+  and ``main_label_prob``, the final main model's class and the probability it gives the label;
 - ``/pools``: the final clean pool (``clean``, ``clean_index``, ``poison_index``) and the initial
   pools (``clean_init``, ``clean_oss``, ``clean_als``);
 - ``/history``: one row per epoch (stage, α_T, pool sizes, losses, poison left when truth is known);
@@ -61,6 +62,8 @@ class SplitArtifact:
     verdict: dict[str, Any] | None = None  # /verdict attributes
     suspicious: np.ndarray | None = None  # bool mask of /verdict/suspicious_index (the suspicious list)
     main_state: dict[str, torch.Tensor] | None = None  # /weights/main, when asked for
+    main_pred: np.ndarray | None = None  # /scores/main_pred: the final main model's class per sample
+    main_label_prob: np.ndarray | None = None  # /scores/main_label_prob: its probability of the label
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -82,6 +85,9 @@ def write_split(path: Path, res: SplitResult, est: TargetEstimate, target_source
         s = f["scores"]
         s.create_dataset("oss", data=res.oss_scores)
         s.create_dataset("indicator", data=res.indicator)
+        if res.main_pred is not None:
+            s.create_dataset("main_pred", data=res.main_pred)
+            s.create_dataset("main_label_prob", data=res.main_label_prob)
         s.attrs["direction"] = ("high = clean for oss, als, indicator; low = fitted early for fit_rank; "
                                 "high = suspicious for suspicion")
         p = f.create_group("pools")
@@ -151,6 +157,9 @@ def read_split(path: Path, ds: ImageDataset | None = None, main_weights: bool = 
                 truth=_per_sample(f, "truth/poisoned", n).astype(bool) if "truth/poisoned" in f else None,
                 verdict=verdict, suspicious=suspicious,
                 main_state=read_tensors(f["weights/main"]) if main_weights and "weights/main" in f else None,
+                main_pred=_per_sample(f, "scores/main_pred", n).astype(np.int64) if "scores/main_pred" in f else None,
+                main_label_prob=(_per_sample(f, "scores/main_label_prob", n).astype(np.float64)
+                                 if "scores/main_label_prob" in f else None),
             )
         except KeyError as exc:
             raise BadInputError(f"{path}: incomplete split artifact (missing {exc}). Re-run split.") from exc

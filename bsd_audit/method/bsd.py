@@ -59,6 +59,10 @@ class SplitResult:
     history: list[EpochRecord] = field(default_factory=list)
     main_state: dict = field(default_factory=dict)
     altruistic_state: dict = field(default_factory=dict)
+    # the final main model's view of every sample: its predicted class and the probability it gives the
+    # sample's label (it never learned the trigger, so poison is predicted as its true class)
+    main_pred: np.ndarray | None = None
+    main_label_prob: np.ndarray | None = None
 
 
 @dataclass
@@ -234,9 +238,12 @@ def run_bsd(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, estima
 
     if clean is None:  # T3 <= T1 is refused by validate(); kept for library callers
         raise RuntimeError("the run ended before pool initialisation")
+    probs = predict(main, ds, norm, rt, cfg.eval_batch_size).float().softmax(1)
     return SplitResult(target, oss_scores, estimate.sce, I, clean_oss, clean_als, clean_init, clean, history,
                        {k: v.detach().cpu() for k, v in main.state_dict().items()},
-                       {k: v.detach().cpu() for k, v in altruistic.state_dict().items()})
+                       {k: v.detach().cpu() for k, v in altruistic.state_dict().items()},
+                       main_pred=probs.argmax(1).cpu().numpy(),
+                       main_label_prob=probs.gather(1, labels_dev[:, None])[:, 0].cpu().numpy())
 
 
 def _mixmatch_epoch(model, opt, ds, clean: np.ndarray, norm, cfg: Config, rt: Runtime, gen, rng, T: int) -> float:
