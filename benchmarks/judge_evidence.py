@@ -21,7 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bsd_audit.method.verdict import Evidence, attack_verdict  # noqa: E402
+from bsd_audit.method.verdict import Evidence, attack_verdict, logit_ranks  # noqa: E402
 from tables import markdown_table  # noqa: E402
 
 
@@ -45,6 +45,25 @@ def class_scores(run: dict) -> np.ndarray:
     return np.array([attack_verdict(evidence(run, c, with_indicator=False)).score for c in range(C)])
 
 
+def tail_fractions(run: dict, upper: float = 0.9, reference: float = 0.05) -> dict[int, float]:
+    """A candidate statistic (not in the tool): each class's logit fit ranks standardised by its own
+    median and upper spread (the 0.9 quantile minus the median: poison sits at the bottom, so the upper
+    half is the honest part's, and the class's own scale absorbs the size effect of an imbalanced set),
+    and the share of the class below the other classes' pooled ``reference`` quantile. About
+    ``reference`` for an honest class; the poison's share of D_t on top of it when a trigger group
+    is fitted first. Classes under 10 samples are left out."""
+    labels = run["labels"].astype(np.int64)
+    lg = logit_ranks(run["fit_rank"].astype(np.float64))
+    z = {}
+    for k in np.unique(labels):
+        g = lg[labels == k]
+        if len(g) >= 10:
+            m = np.median(g)
+            z[int(k)] = (g - m) / max(float(np.quantile(g, upper)) - m, 1e-6)
+    return {c: float((zc < np.quantile(np.concatenate([z[k] for k in z if k != c]), reference)).mean())
+            for c, zc in z.items()}
+
+
 def row_of(path: Path) -> dict:
     run = load(path)
     classes = [str(c) for c in run["classes"]]
@@ -54,6 +73,7 @@ def row_of(path: Path) -> dict:
     truth = run["truth"].astype(bool)
     true_target = classes[int(np.bincount(run["labels"][truth]).argmax())] if truth.any() else None
     lga, second = int(run["lga_target"]), int(run["second_likely_target"])
+    fractions = tail_fractions(run)
     return {
         "run": path.stem, "poisoned": bool(run["poisoned"]),
         "asr": None if np.isnan(run["baseline_asr"]) else round(float(run["baseline_asr"]), 1),
@@ -61,6 +81,8 @@ def row_of(path: Path) -> dict:
         "lga": classes[lga], "second": classes[second], "verdict": v.verdict, "score": round(v.score, 2),
         "score_second": round(float(scores[second]), 2), "best_class": classes[best],
         "best_score": round(float(scores[best]), 2),
+        "tail_frac_lga": round(fractions.get(lga, float("nan")), 3),
+        "tail_frac_max": round(max(fractions.values()), 3),
     }
 
 
