@@ -24,6 +24,7 @@ obeys (at 2,500 images, BadNets 1 % and WaNet 5 %).
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import shutil
 import time
@@ -152,29 +153,38 @@ MATRIX_CLEAN = {
 }
 
 
+def _listed(values: np.ndarray) -> list:
+    """An array as a JSON list: floats to 6 significant digits, NaN as null."""
+    if values.dtype == bool or np.issubdtype(values.dtype, np.integer):
+        return values.tolist()
+    return [None if not np.isfinite(v) else float(f"{v:.6g}") for v in values.astype(np.float64)]
+
+
 def save_evidence(folder: Path, name: str, seed: int, art: Path, classes: list[str], truth, baseline: float | None,
                   stage: str) -> Path:
-    """One run's evidence as a small .npz, enough to judge it again offline with another verdict rule:
-    labels, warm-up fit ranks, the split's indicator and pools (split stage), both target estimates,
-    the votes, the ground truth and the no-defence ASR."""
+    """One run's evidence as a small gzipped JSON file (plain data: reading it runs no code), enough to
+    judge it again offline with another verdict rule: labels, warm-up fit ranks, the split's indicator,
+    scores, pools and main-model view (split stage), both target estimates, the votes, the ground truth
+    and the no-defence ASR. benchmarks/judge_evidence.py reads it."""
     ev = read_evidence(art)
-    extra = {}
+    arrays = {"labels": ev.labels, "fit_rank": ev.fit_rank,
+              "indicator": ev.indicator if ev.indicator is not None else np.full(len(ev.labels), np.nan),
+              "truth": np.zeros(len(ev.labels), bool) if truth is None else np.asarray(truth, bool)}
     if stage == "split":
         sp = read_split(art)
-        extra = {"clean": sp.clean, "als": sp.scores["als"], "oss": sp.scores["oss"]}
+        arrays.update(clean=sp.clean, als=sp.scores["als"], oss=sp.scores["oss"])
         if sp.main_pred is not None:
-            extra.update(main_pred=sp.main_pred.astype(np.int16), main_label_prob=sp.main_label_prob)
+            arrays.update(main_pred=sp.main_pred, main_label_prob=sp.main_label_prob)
     t = read_target_of(art)
-    out = folder / f"{name}-s{seed}-{stage}.npz"
+    doc = {"schema": 1, "dataset": name, "seed": seed, "stage": stage, "classes": list(classes),
+           "target_used": int(ev.target), "lga_target": int(t["lga_target"]),
+           "second_likely_target": int(t["second_likely_target"]), "votes": [int(v) for v in t["votes"]],
+           "vote_share": float(ev.vote_share), "loss_gap": float(ev.loss_gap), "poisoned": truth is not None,
+           "baseline_asr": baseline, "arrays": {k: _listed(np.asarray(v)) for k, v in arrays.items()}}
     folder.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(
-        out, labels=ev.labels.astype(np.int16), fit_rank=ev.fit_rank.astype(np.float32),
-        indicator=(ev.indicator if ev.indicator is not None else np.full(len(ev.labels), np.nan)).astype(np.float32),
-        target_used=ev.target, lga_target=t["lga_target"], second_likely_target=t["second_likely_target"],
-        votes=np.asarray(t["votes"]), vote_share=ev.vote_share, loss_gap=ev.loss_gap,
-        truth=np.zeros(len(ev.labels), bool) if truth is None else truth, poisoned=truth is not None,
-        baseline_asr=np.nan if baseline is None else baseline, classes=np.array(classes), dataset=name, seed=seed,
-        **{k: np.asarray(v, dtype=v.dtype if v.dtype in (bool, np.int16) else np.float32) for k, v in extra.items()})
+    out = folder / f"{name}-s{seed}-{stage}.json.gz"
+    with gzip.open(out, "wt", encoding="utf-8") as fh:
+        json.dump(doc, fh, separators=(",", ":"))
     return out
 
 
@@ -261,7 +271,7 @@ def main() -> None:
                          "1 %% on 10,000, the clothing rows, and the clean shapes of CLEAN and MATRIX_CLEAN)")
     ap.add_argument("--clothing", type=Path, default=Path("../shared/data/clothing"),
                     help="full-resolution clothing photos (train/, test/) for the matrix's other-domain rows")
-    ap.add_argument("--evidence", type=Path, help="also save each run's evidence as a small .npz here, to judge "
+    ap.add_argument("--evidence", type=Path, help="also save each run's evidence as a small .json.gz here, to judge "
                     "it again offline with another verdict rule")
     ap.add_argument("--asr", action="store_true",
                     help="also train the no-defence baseline on each poisoned benchmark and report its ASR")

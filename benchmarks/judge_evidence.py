@@ -1,7 +1,7 @@
 """Judge stored runs again, offline, with the verdict as it is and with candidate rules: seconds, not
 hours, per idea.
 
-Reads the .npz files that `calibrate_verdict.py --evidence DIR` saves (one per run: labels, warm-up fit
+Reads the .json.gz files that `calibrate_verdict.py --evidence DIR` saves (one per run: labels, warm-up fit
 ranks, the split's indicator I and pools, both target estimates, the ground truth, the no-defence ASR)
 and prints, per run: the verdict and score as the tool decides them, and each class's score when it is
 taken as the candidate target (fit ranks alone), so that a rule reading every class, or both
@@ -13,6 +13,7 @@ estimates, can be measured on clean and poisoned runs before it is kept:
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import sys
 from pathlib import Path
@@ -26,8 +27,15 @@ from tables import markdown_table  # noqa: E402
 
 
 def load(path: Path) -> dict:
-    with np.load(path, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
+    """One run's evidence: its scalars, and its per-sample arrays as numpy arrays (null -> NaN)."""
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        doc = json.load(fh)
+    run = {k: v for k, v in doc.items() if k != "arrays"}
+    for k, v in doc["arrays"].items():
+        run[k] = np.array([np.nan if x is None else x for x in v]) if k not in ("labels", "truth", "clean", "main_pred") \
+            else np.asarray(v)
+    run["baseline_asr"] = np.nan if run["baseline_asr"] is None else run["baseline_asr"]
+    return run
 
 
 def evidence(run: dict, target: int, with_indicator: bool = True) -> Evidence:
@@ -75,7 +83,7 @@ def row_of(path: Path) -> dict:
     lga, second = int(run["lga_target"]), int(run["second_likely_target"])
     fractions = tail_fractions(run)
     return {
-        "run": path.stem, "poisoned": bool(run["poisoned"]),
+        "run": path.name.removesuffix(".json.gz"), "poisoned": bool(run["poisoned"]),
         "asr": None if np.isnan(run["baseline_asr"]) else round(float(run["baseline_asr"]), 1),
         "classes": len(classes), "n": len(run["labels"]), "true_target": true_target,
         "lga": classes[lga], "second": classes[second], "verdict": v.verdict, "score": round(v.score, 2),
@@ -91,7 +99,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("folder", type=Path)
     ap.add_argument("--json", dest="json_out", type=Path)
     args = ap.parse_args(argv)
-    rows = [row_of(p) for p in sorted(args.folder.glob("*.npz"))]
+    rows = [row_of(p) for p in sorted(args.folder.glob("*.json.gz"))]
     print(markdown_table(rows))
     if args.json_out:
         args.json_out.write_text(json.dumps(rows, indent=1) + "\n")

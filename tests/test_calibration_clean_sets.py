@@ -129,7 +129,7 @@ def test_evidence_of_a_run_judges_the_same_offline(tiny_split, tmp_path):
 
     cal = load_benchmark("calibrate_verdict")
     saved = cal.save_evidence(tmp_path, "tiny", 0, tiny_split["split"], ["ant", "bee", "cat"], None, None, "split")
-    ev = np.load(saved)
+    ev = load_benchmark("judge_evidence").load(saved)
     again = attack_verdict(Evidence(ev["labels"].astype(np.int64), int(ev["target_used"]), ev["fit_rank"].astype(np.float64),
                                     float(ev["vote_share"]), True, float(ev["loss_gap"]),
                                     ev["indicator"].astype(np.float64)))
