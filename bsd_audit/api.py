@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-import torch
 
 from .artifacts.checkpoint import RunCheckpoints, RunState, check_ranks_see, describe_checkpoint
 from .artifacts.metrics import write_metrics

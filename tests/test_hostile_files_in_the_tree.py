@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import h5py
-import numpy as np
 from typer.testing import CliRunner
 
 from bsd_audit.cli import app

@@ -124,7 +124,7 @@ def _cell(row: Row, uri: str) -> str:
 
 def render_report(data: SplitArtifact, table: RankedTable, thumbs: dict[int, str]) -> str:
     """The page. ``table`` holds the rows to show as thumbnails; ``thumbs`` maps sample index -> data URI."""
-    n, clean_size = len(data), int(data.clean.sum())
+    n = len(data)
     sentences = headline_of(data)
     verdict = f"<strong>{escape(sentences[0])}</strong> " + " ".join(escape(s) for s in sentences[1:])
     kind = escape(str((data.verdict or {}).get("verdict", "none")))
