@@ -280,9 +280,7 @@ def _target_choice(est: TargetEstimate, classes: list[str], used: int, source: s
 
 def judge(est: TargetEstimate, labels: np.ndarray, target: int, indicator: np.ndarray | None = None) -> Verdict:
     """The attack-present verdict and the suspicious list from the warm-up's evidence (method/verdict.py),
-    with the split's indicator I when the split reached stage 2."""
-    if indicator is not None and np.isnan(indicator).all():
-        indicator = None
+    with the split's indicator I (attack_verdict leaves it out until the split reached stage 2)."""
     return attack_verdict(Evidence(labels=labels, target=target, fit_rank=est.fit_rank, vote_share=est.confidence,
                                    estimates_agree=est.agree, loss_gap=est.loss_gap, indicator=indicator))
 
@@ -560,7 +558,7 @@ def train_clean(data: Path, out: Path, cfg: Config, split_path: Path | None = No
             target_name=ds.classes[target] if target >= 0 else None, split=None if split_path is None else str(split_path),
             fingerprint=ds.fingerprint, device=rt.info(), final_loss=round(res.history[-1]["loss"], 4))
         report.wall_time_s = round(time.perf_counter() - t0, 2)
-        mean, std = ds.channel_stats()
+        mean, std = norm.stats  # computed once, in prepare
         with _keeping_checkpoint(ckpt.path):
             write_model(out, res.model, ds, cfg, rt.describe(), mode, mean, std, target,
                         "" if split_path is None else str(split_path), split_created, res.history, report.to_dict())

@@ -351,7 +351,7 @@ def train_clean_cmd(
         c = _configure(preset, config_file, sets, data, seed=seed, device=device, data_store=data_store,
                        cache_dir="off" if no_cache else None, skip_bad_files=skip_bad_files or None, arch=arch,
                        # a width meant for the preset's net does not fit another
-                       width=0 if arch is not None and not any(x.strip().startswith("width=") for x in sets or []) else None)
+                       width=0 if arch is not None and "width" not in parse_overrides(sets) else None)
         _print_config(c.cfg, quiet, verbose)
         reporter = _reporter(quiet)
         s = api.train_clean(data, out, c.cfg, split, "baseline" if baseline else mode, resume, reporter,

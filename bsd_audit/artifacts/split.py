@@ -33,7 +33,7 @@ from ..method.bsd import SplitResult
 from ..method.target import TargetEstimate
 from ..method.verdict import Verdict
 from .h5 import atomic_h5, check_fingerprint, open_artifact, read_tensors, strings, write_provenance, write_tensors
-from .target import _py, read_target_attrs, read_verdict, write_estimate
+from .target import plain_value, read_target_attrs, read_verdict, write_estimate
 
 SCORE_NAMES = ("oss", "als", "indicator")  # all three high = clean
 _REQUIRED = ("classes", "samples/label", "target/votes", "target/isolated", "pools/clean",
@@ -150,9 +150,9 @@ def read_split(path: Path, ds: ImageDataset | None = None, main_weights: bool = 
                 path=path, classes=classes, paths=strings(f["samples/path"]), labels=labels,
                 scores={name: _per_sample(f, f"scores/{name}", n).astype(np.float64) for name in SCORE_NAMES},
                 clean=_per_sample(f, "pools/clean", n).astype(bool), target=read_target_attrs(f),
-                fingerprint=str(_py(f.attrs["fingerprint"])), data_root=str(_py(f.attrs["data_root"])),
-                created=str(_py(f.attrs["created"])), config=json.loads(f.attrs["config"]),
-                attrs={k: _py(v) for k, v in f.attrs.items() if k not in ("config", "summary")},
+                fingerprint=str(plain_value(f.attrs["fingerprint"])), data_root=str(plain_value(f.attrs["data_root"])),
+                created=str(plain_value(f.attrs["created"])), config=json.loads(f.attrs["config"]),
+                attrs={k: plain_value(v) for k, v in f.attrs.items() if k not in ("config", "summary")},
                 summary=summary if isinstance(summary, dict) else {}, suspicion=suspicion,
                 truth=_per_sample(f, "truth/poisoned", n).astype(bool) if "truth/poisoned" in f else None,
                 verdict=verdict, suspicious=suspicious,

@@ -68,7 +68,7 @@ def read_estimate(f: h5py.File) -> TargetEstimate:
 
 def read_target_attrs(f: h5py.File) -> dict:
     """/target's attributes as plain values, with the vote per class and the number of isolated samples."""
-    out = {k: _py(v) for k, v in f["target"].attrs.items()}
+    out = {k: plain_value(v) for k, v in f["target"].attrs.items()}
     out["votes"] = np.asarray(f["target/votes"][()]).tolist()
     out["num_isolated"] = int(f["target/isolated"].shape[0])
     return out
@@ -85,7 +85,7 @@ def read_verdict(f: h5py.File, n: int) -> tuple[dict | None, np.ndarray | None, 
     suspicion = np.asarray(f["scores/suspicion"][()], dtype=np.float64) if "scores/suspicion" in f else None
     if "verdict" not in f:
         return None, None, suspicion
-    attrs = {k: _py(v) for k, v in f["verdict"].attrs.items()}
+    attrs = {k: plain_value(v) for k, v in f["verdict"].attrs.items()}
     mask = None
     if "verdict/suspicious_index" in f:
         idx = np.asarray(f["verdict/suspicious_index"][()], dtype=np.int64)
@@ -148,7 +148,7 @@ def read_target(path: Path, ds: ImageDataset, cfg: Config | None = None) -> Targ
             raise BadInputError(f"{path}: damaged target artifact ({exc}). Re-run detect-target.") from exc
 
 
-def _py(value):
+def plain_value(value):
     """An HDF5 attribute as a plain Python value (numpy scalars and bytes are not JSON-friendly)."""
     if isinstance(value, bytes):
         return value.decode("utf-8")

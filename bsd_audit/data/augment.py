@@ -13,6 +13,7 @@ class Normalizer:
     """uint8 batch -> normalised float batch, in the model's memory format and dtype."""
 
     def __init__(self, mean, std, device, channels_last: bool = True):
+        self.stats = (list(mean), list(std))  # per channel, 0-1 scale: what a model file stores
         self.mean = torch.tensor(mean, device=device).view(1, 3, 1, 1) * 255
         self.std = torch.tensor(std, device=device).view(1, 3, 1, 1) * 255
         self.channels_last = channels_last
