@@ -167,7 +167,7 @@ def save_evidence(folder: Path, name: str, seed: int, art: Path, classes: list[s
     scores, pools and main-model view (split stage), both target estimates, the votes, the ground truth
     and the no-defence ASR. benchmarks/judge_evidence.py reads it."""
     ev = read_evidence(art)
-    arrays = {"labels": ev.labels, "fit_rank": ev.fit_rank,
+    arrays = {"labels": ev.labels, "fit_rank": ev.fit_rank, "holdout_prob": ev.holdout_prob,
               "indicator": ev.indicator if ev.indicator is not None else np.full(len(ev.labels), np.nan),
               "truth": np.zeros(len(ev.labels), bool) if truth is None else np.asarray(truth, bool)}
     if stage == "split":
@@ -179,7 +179,8 @@ def save_evidence(folder: Path, name: str, seed: int, art: Path, classes: list[s
     doc = {"schema": 1, "dataset": name, "seed": seed, "stage": stage, "classes": list(classes),
            "target_used": int(ev.target), "lga_target": int(t["lga_target"]),
            "second_likely_target": int(t["second_likely_target"]), "votes": [int(v) for v in t["votes"]],
-           "vote_share": float(ev.vote_share), "loss_gap": float(ev.loss_gap), "poisoned": truth is not None,
+           "vote_share": float(ev.vote_share), "loss_gap": float(ev.loss_gap), "holdout_share": float(ev.holdout_share),
+           "poisoned": truth is not None,
            "baseline_asr": baseline, "arrays": {k: _listed(np.asarray(v)) for k, v in arrays.items()}}
     folder.mkdir(parents=True, exist_ok=True)
     out = folder / f"{name}-s{seed}-{stage}.json.gz"
@@ -322,14 +323,18 @@ def main() -> None:
             wall = round(time.perf_counter() - t0, 1)
         ev = read_evidence(art)
         classes, paths = read_samples(art)
-        truth = None
+        truth, true_target = None, "-"
         if manifest is not None:
             doc = json.loads(Path(manifest).read_text())
             poisoned = set(doc["poisoned"])
             truth = np.array([p in poisoned for p in paths])
+            true_target = doc.get("target", "-")
+        ev.classes = classes
         v = attack_verdict(ev)
-        row = {"dataset": name, "seed": seed, "poisoned": manifest is not None, "target": classes[ev.target],
-               "verdict": v.verdict, "score": round(v.score, 3),
+        row = {"dataset": name, "seed": seed, "poisoned": manifest is not None, "true_target": true_target,
+               "target": classes[ev.target], "verdict": v.verdict, "score": round(v.score, 3), "holdout_z": v.inputs["holdout_z"],
+               "holdout_class": v.name(v.inputs["holdout_class"]), "evidence": "+".join(v.evidence) or "-",
+               "suspected": v.name(v.suspected),
                **{k: v.inputs[k] for k in ("vote_share", "target_lower_spread", "honest_lower_spread")},
                "widest": classes[v.inputs["widest_class"]]}
         if truth is not None:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+import torch
 
 from .artifacts.checkpoint import RunCheckpoints, RunState, check_ranks_see, describe_checkpoint
 from .artifacts.metrics import write_metrics
@@ -38,6 +39,7 @@ from .data.memory import dataset_from_arrays
 from .errors import BadInputError, TrainingDivergedError
 from .method.bsd import SplitResult, exclude_final_list, run_bsd
 from .method.purify import MODES, train_model
+from .method.holdout import holdout_check
 from .method.target import TargetEstimate, detect_target as run_warmup
 from .method.verdict import Evidence, Verdict, VerdictSummary, attack_verdict
 from .metrics import (accuracy, attack_success_rate, confusion_matrix, defence_effectiveness_ratio,
@@ -278,11 +280,14 @@ def _target_choice(est: TargetEstimate, classes: list[str], used: int, source: s
     )
 
 
-def judge(est: TargetEstimate, labels: np.ndarray, target: int, indicator: np.ndarray | None = None) -> Verdict:
+def judge(est: TargetEstimate, labels: np.ndarray, target: int, indicator: np.ndarray | None = None,
+          classes: list[str] | None = None) -> Verdict:
     """The attack-present verdict and the suspicious list from the warm-up's evidence (method/verdict.py),
     with the split's indicator I (attack_verdict leaves it out until the split reached stage 2)."""
     return attack_verdict(Evidence(labels=labels, target=target, fit_rank=est.fit_rank, vote_share=est.confidence,
-                                   estimates_agree=est.agree, loss_gap=est.loss_gap, indicator=indicator))
+                                   estimates_agree=est.agree, loss_gap=est.loss_gap, indicator=indicator,
+                                   second_likely=est.second_likely_target, holdout_prob=est.holdout_prob,
+                                   holdout_share=est.holdout_share, classes=classes))
 
 
 def _resume_state(ckpt: RunCheckpoints, resume: bool, progress: Progress) -> RunState | None:
@@ -348,6 +353,21 @@ def load_truth(manifest: Path, ds: ImageDataset) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------- detect-target
+def _warm_up(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, gen: torch.Generator, ckpt: RunCheckpoints,
+             state: RunState | None, progress: Progress) -> TargetEstimate:
+    """Stage 0 (the altruistic warm-ups and ỹ_t) and the verdict's held-out check on its fit ranks."""
+    progress.start("altruistic warm-up (LGA)", lga_epochs(cfg, len(ds)))
+    est = run_warmup(ds, norm, cfg, rt, gen, progress, resume=state.warmup if state else None,
+                     maybe_checkpoint=ckpt.warmup_epoch)
+    progress.finish()
+    if cfg.holdout_epochs:
+        progress.start("held-out check", cfg.holdout_epochs)
+    est.holdout_prob, est.holdout_share = holdout_check(ds, norm, cfg, rt, est.fit_rank, progress), cfg.holdout_share
+    if cfg.holdout_epochs:
+        progress.finish()
+    return est
+
+
 def detect_target(data: Path, out: Path, cfg: Config, progress: Progress | None = None, resume: bool = True,
                   after_epoch: Callable[[str, int], None] | None = None, tree: ScannedTree | None = None,
                   force: bool = False) -> DetectTargetReport:
@@ -367,11 +387,8 @@ def detect_target(data: Path, out: Path, cfg: Config, progress: Progress | None 
                               np.random.default_rng(cfg.seed), after_epoch)
         state = _resume_state(ckpt, resume, progress)  # a split's checkpoint is refused: its identity differs
         with _naming_checkpoint(ckpt.path):
-            progress.start("altruistic warm-up (LGA)", lga_epochs(cfg, len(ds)))
-            est = run_warmup(ds, norm, cfg, rt, gen, progress, resume=state.warmup if state else None,
-                             maybe_checkpoint=ckpt.warmup_epoch)
-            progress.finish()
-        v = judge(est, ds.labels.cpu().numpy(), est.target)
+            est = _warm_up(ds, norm, cfg, rt, gen, ckpt, state, progress)
+        v = judge(est, ds.labels.cpu().numpy(), est.target, classes=ds.classes)
         report = DetectTargetReport(
             artifact=str(out), num_samples=len(ds), classes=ds.classes, empty_classes=empty_classes(ds),
             skipped_bad_files=_bad_files(ds), warnings=_warnings(ds), fingerprint=ds.fingerprint, device=rt.info(),
@@ -404,11 +421,7 @@ def _audit(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, ckpt: R
     elif state is not None and state.estimate is not None:
         est, source = state.estimate, "lga"  # the warm-up was over when the run stopped
     else:
-        progress.start("altruistic warm-up (LGA)", lga_epochs(cfg, len(ds)))
-        est = run_warmup(ds, norm, cfg, rt, ckpt.gen, progress, resume=state.warmup if state else None,
-                         maybe_checkpoint=ckpt.warmup_epoch)
-        progress.finish()
-        source = "lga"
+        est, source = _warm_up(ds, norm, cfg, rt, ckpt.gen, ckpt, state, progress), "lga"
     used = est.target
     if target is not None:
         used, source = ds.classes.index(target), "user"
@@ -416,11 +429,11 @@ def _audit(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, ckpt: R
                  f"at {est.confidence:.0%}, second-likely {ds.classes[est.second_likely_target]})")
     ckpt.estimate = est
     labels = ds.labels.cpu().numpy()
-    listed = judge(est, labels, used).suspicious if cfg.exclude_suspicious else None
+    listed = judge(est, labels, used, classes=ds.classes).suspicious if cfg.exclude_suspicious else None
     res = run_bsd(ds, norm, cfg, rt, est, used, ckpt.gen, ckpt.rng, truth, progress,
                   resume=state.bsd if state else None, maybe_checkpoint=ckpt.bsd_epoch, excluded=listed)
     progress.finish()
-    v = judge(est, labels, used, res.indicator)
+    v = judge(est, labels, used, res.indicator, ds.classes)
     if cfg.exclude_suspicious:  # the final list reads I as well: what it adds leaves the clean pool too
         exclude_final_list(res, v.suspicious, labels, ds.num_classes, truth)
     return _Audit(est, used, source, res, v)

@@ -30,7 +30,7 @@ from .training.progress import Progress
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 finished (no threshold passed); 1 poison found above a threshold; 2 bad input or usage; "
-    "3 internal failure; 4 --strict and the two target estimates disagree; "
+    "3 internal failure; 4 --strict and the evidence names another class than the target used; "
     "5 evaluate: CA below --min-ca or ASR above --max-asr; 6 --fail-on-verdict and the verdict is inconclusive; "
     "7 training diverged (NaN or infinite loss): lower the learning rate and run again to resume."
 )
@@ -211,7 +211,7 @@ def _gate(s: dict, on_verdict: bool, min_confidence: float | None, min_flagged: 
           strict: bool) -> AuditGate:
     """The gate of a detect-target or split summary, stored in it as ``gate``."""
     v = s["verdict"]
-    gate = audit_gate(v["verdict"], v["reason"], s["confidence"], v["suspicious_share"], s["agree"], on_verdict,
+    gate = audit_gate(v["verdict"], v["reason"], s["confidence"], v["suspicious_share"], v["target_in_doubt"], on_verdict,
                       min_confidence, min_flagged, strict, votes=(s["votes"][s["lga_target_name"]], sum(s["votes"].values())),
                       flagged=(v["suspicious_count"], s["num_samples"]))
     s["gate"] = gate.to_dict()
@@ -219,13 +219,17 @@ def _gate(s: dict, on_verdict: bool, min_confidence: float | None, min_flagged: 
 
 
 def _finish(s: dict, gate: AuditGate, quiet: bool) -> int:
-    """The end of detect-target and split: the disagreement warning, the gate's reasons, its exit code."""
+    """The end of detect-target and split: the wrong-target warning, the gate's reasons, its exit code.
+    Two estimates that merely disagree are no warning (with the cpu preset they nearly always do); the
+    warning is for when the verdict's evidence names another class than the one the run used."""
     for warning in s["warnings"]:
         err.print(f"[bold yellow]warning:[/bold yellow] {escape(warning)}", soft_wrap=True)
-    if not s["agree"] and not quiet:
-        err.print(f"[bold yellow]warning:[/bold yellow] the two target estimates disagree (LGA vote "
-                  f"{escape(s['lga_target_name'])}, second-likely {escape(s['second_likely_name'])}); the LGA vote is used. "
-                  "Inspect the votes, or pass --target if the attack's target is known.")
+    v = s["verdict"]
+    if v["target_in_doubt"] and not quiet:
+        err.print(f"[bold yellow]warning:[/bold yellow] the evidence of poison is in {escape(v['suspected'])}, not in "
+                  f"{escape(s['target_name'])}, the target this run used (LGA vote {escape(s['lga_target_name'])}, "
+                  f"second-likely {escape(s['second_likely_name'])}). Run split again with --target "
+                  f"{escape(v['suspected'])}.", soft_wrap=True)
     for reason in gate.reasons:
         err.print(f"[bold red]gate:[/bold red] {escape(reason)}", soft_wrap=True)
     return gate.exit_code
@@ -239,8 +243,8 @@ def detect_target_cmd(
     preset: str = PresetOpt, config_file: Optional[Path] = ConfigOpt, sets: Optional[List[str]] = SetOpt,
     seed: Optional[int] = SeedOpt, device: Optional[str] = DeviceOpt,
     data_store: Optional[str] = DataStoreOpt, no_cache: bool = NoCacheOpt,
-    strict: bool = typer.Option(False, "--strict", help="Exit 4 when the LGA vote and the second-likely estimate "
-                                "disagree (with the cpu preset they nearly always do: docs/decisions/0005-second-likely-estimate.md)."),
+    strict: bool = typer.Option(False, "--strict", help="Exit 4 when the verdict's evidence names another class than "
+                                "the LGA vote (the vote was wrong: run split with --target that class)."),
     fail_on_verdict: bool = typer.Option(False, "--fail-on-verdict", help="Exit 1 when the verdict is 'poisoned', "
                                          "6 when it is 'inconclusive' (the quickest gate: the warm-up alone)."),
     fail_on_confidence: Optional[float] = typer.Option(None, "--fail-on-confidence", min=0.0, max=1.0, help="Exit 1 when the LGA "
@@ -287,8 +291,8 @@ def split_cmd(
     preset: str = PresetOpt, config_file: Optional[Path] = ConfigOpt, sets: Optional[List[str]] = SetOpt,
     seed: Optional[int] = SeedOpt, device: Optional[str] = DeviceOpt,
     data_store: Optional[str] = DataStoreOpt, no_cache: bool = NoCacheOpt,
-    strict: bool = typer.Option(False, "--strict", help="Exit 4 when the two target estimates disagree (with the "
-                                "cpu preset they nearly always do: docs/decisions/0005-second-likely-estimate.md)."),
+    strict: bool = typer.Option(False, "--strict", help="Exit 4 when the verdict's evidence names another class than "
+                                "the target this run used (the vote was wrong: run again with --target that class)."),
     init_only: bool = typer.Option(False, "--init-only", help="Quick gating mode: stop once the initial pools exist "
                                    "(skips the MixMatch stages; the verdict needs only the warm-up)."),
     fail_on_verdict: bool = typer.Option(False, "--fail-on-verdict", help="Exit 1 when the verdict is 'poisoned', "

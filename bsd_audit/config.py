@@ -84,6 +84,10 @@ class Config(BaseModel):
     loss_window: float = Field(0.5, gt=0, le=1)  # isolation/ALS losses are averaged over this last share of warm-up epochs
     isolation_share: float = Field(0.01, gt=0, lt=1)  # share of lowest-loss samples that vote for the target
     altruistic_augment: bool = False  # g_φ should fit the trigger fast: augmentation would blur it
+    # The verdict's held-out check (method/holdout.py): the main net trained for holdout_epochs on D without
+    # each class's first-fitted holdout_share; 0 epochs = no check (the verdict then reads the fit ranks alone).
+    holdout_epochs: int = Field(15, ge=0)
+    holdout_share: float = Field(0.5, gt=0, lt=1)
     # --- stage 1: pool initialisation (Sec. 4.1)
     T1: int = Field(20, ge=1)  # main-model warm-up on D_nt (OSS)
     warmup_lr: float = Field(2e-3, ge=0)

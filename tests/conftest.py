@@ -104,7 +104,7 @@ def tiny_poisoned(tmp_path):
 TINY_OVERRIDES = dict(device="cpu", arch="fastnet", width=8, image_size=16, altruistic_warmup_epochs=6,
                       altruistic_batch_size=32, warmup_batch_size=32, T1=3, init_fixed_epochs=1, T2=6, T3=7,
                       mixmatch_iterations=4, mixmatch_batch_size=16, mixmatch_rampup=7, eval_batch_size=64,
-                      isolation_share=0.05, threads=1)  # tiny tensors: one thread is faster, and fair under load
+                      isolation_share=0.05, holdout_epochs=3, threads=1)  # tiny tensors: one thread is faster, and fair under load
 
 
 def make_tiny_test_sets(root: Path, classes=("ant", "bee", "cat"), per_class=15, target="cat", seed=7) -> tuple[Path, Path]:

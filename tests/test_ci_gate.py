@@ -22,7 +22,8 @@ DOCUMENTED = {"command", "artifact", "num_samples", "classes", "fingerprint", "d
               "source", "lga_target", "lga_target_name", "votes", "confidence", "second_likely_target",
               "second_likely_name", "agree", "loss_gap", "clean_size", "poison_size", "clean_share",
               "clean_per_class", "verdict", "gate", "wall_time_s"}
-VERDICT_FIELDS = {"verdict", "score", "reason", "suspicious_count", "suspicious_share", "inputs"}
+VERDICT_FIELDS = {"verdict", "score", "reason", "suspicious_count", "suspicious_share", "evidence", "suspected",
+                  "target_in_doubt", "inputs"}
 
 
 @pytest.fixture(scope="module")
@@ -96,3 +97,25 @@ def test_detect_target_gates_on_the_verdict_too(tiny_poisoned, tmp_path):
     assert r.exit_code == expected == s["gate"]["exit_code"]
     with h5py.File(tmp_path / "t.h5") as f:
         assert f["verdict"].attrs["verdict"] == s["verdict"]["verdict"] and "fit_rank" in f["scores"]
+
+
+def test_a_poisoned_set_takes_the_exit_1_branch(tmp_path):
+    """End to end: a small set with a real patch trigger on 30 of 400 images, `split --fail-on-verdict`
+    -> verdict poisoned, exit 1, and the gate's reason names the verdict. (The list's precision and recall
+    are measured at benchmark scale: benchmarks/calibrate_verdict.py.)"""
+    from conftest import make_tiny_poisoned
+    manifest = make_tiny_poisoned(tmp_path / "data", classes=("ant", "bee", "cat", "dog", "elk"), per_class=80,
+                                  n_poison=30)
+    sets = [a for k, v in {**TINY_OVERRIDES, "holdout_epochs": 10}.items() for a in ("--set", f"{k}={v}")]
+    r = runner.invoke(app, ["split", str(tmp_path / "data"), "--out", str(tmp_path / "s.h5"), "--json",
+                            "--fail-on-verdict", *sets])
+    s = json.loads(r.stdout)
+    assert s["verdict"]["verdict"] == "poisoned", s["verdict"]["reason"]
+    assert r.exit_code == EXIT_POISON == s["gate"]["exit_code"]
+    assert s["gate"]["reasons"][0].startswith("verdict poisoned: ")
+    assert s["target_name"] == "cat" and s["verdict"]["suspected"] == "cat"
+    with h5py.File(tmp_path / "s.h5") as f:
+        paths = [p.decode() for p in f["samples/path"][()]]
+        listed = {paths[i] for i in f["verdict/suspicious_index"][()]}
+    assert listed and all(p.startswith("cat/") for p in listed)
+    assert listed & set(manifest["poisoned"])

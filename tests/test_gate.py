@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from bsd_audit.errors import (EXIT_INCONCLUSIVE, EXIT_MODEL_GATE, EXIT_OK, EXIT_POISON, EXIT_TARGET_DISAGREE)
+from bsd_audit.errors import (EXIT_INCONCLUSIVE, EXIT_MODEL_GATE, EXIT_OK, EXIT_POISON, EXIT_TARGET_IN_DOUBT)
 from bsd_audit.report.gate import audit_gate, model_gate
 
 
-def gate(verdict="clean", confidence=0.3, share=0.01, agree=True, **options):
-    return audit_gate(verdict, f"because {verdict}", confidence, share, agree, **options)
+def gate(verdict="clean", confidence=0.3, share=0.01, in_doubt=False, **options):
+    return audit_gate(verdict, f"because {verdict}", confidence, share, in_doubt, **options)
 
 
 @pytest.mark.parametrize("verdict, code", [("poisoned", EXIT_POISON), ("inconclusive", EXIT_INCONCLUSIVE),
@@ -36,16 +36,17 @@ def test_vote_share_and_flagged_share_thresholds():
 
 
 def test_poison_outranks_inconclusive_and_strict():
-    g = gate("inconclusive", confidence=0.9, agree=False, on_verdict=True, min_confidence=0.5, strict=True)
+    g = gate("inconclusive", confidence=0.9, in_doubt=True, on_verdict=True, min_confidence=0.5, strict=True)
     assert g.exit_code == EXIT_POISON and len(g.reasons) == 1
 
 
-def test_strict_exits_4_on_disagreement_and_says_so():
-    g = gate(agree=False, strict=True)
-    assert g.exit_code == EXIT_TARGET_DISAGREE and "--strict" in g.reasons[0]
-    assert gate(agree=True, strict=True).exit_code == EXIT_OK
-    assert gate(agree=False).exit_code == EXIT_OK
-    assert g.to_dict()["exit_code"] == EXIT_TARGET_DISAGREE
+def test_strict_exits_4_when_the_evidence_names_another_class_and_says_so():
+    g = gate("poisoned", in_doubt=True, strict=True)
+    assert g.exit_code == EXIT_TARGET_IN_DOUBT and "--strict" in g.reasons[0]
+    assert gate(in_doubt=False, strict=True).exit_code == EXIT_OK
+    assert gate("poisoned", in_doubt=True).exit_code == EXIT_OK
+    assert gate("poisoned", in_doubt=True, on_verdict=True, strict=True).exit_code == EXIT_POISON
+    assert g.to_dict()["exit_code"] == EXIT_TARGET_IN_DOUBT
 
 
 def test_model_gate_on_ca_and_asr():

@@ -20,7 +20,13 @@ def test_strong_agreeing_vote():
 
 def test_disagreement_is_weak_and_names_the_other_estimate():
     text = " ".join(headline({**TARGET, "agree": False, "second_likely_name": "cat"}, 100, 60))
-    assert "weak evidence" in text and "\u201ccat\u201d instead" in text
+    assert "weak evidence" in text and "second-likely estimate names \u201ccat\u201d" in text
+
+
+def test_the_headline_names_the_class_the_evidence_points_to():
+    """The held-out check found the poison in another class than the vote's: the headline names that class."""
+    found = headline(TARGET, 100, 60, {"verdict": "poisoned", "reason": "r", "suspected": "cat", "target_in_doubt": True})
+    assert found[0] == "Backdoor poisoning found: the attack's target label is most likely \u201ccat\u201d."
 
 
 def test_user_target():

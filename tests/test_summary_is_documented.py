@@ -64,7 +64,7 @@ def test_strict_exit_code_is_in_the_json_with_its_reason(tiny_poisoned, tmp_path
     r = runner.invoke(app, ["detect-target", str(data), "--out", str(tmp_path / "t.h5"), "--json", "--strict", *SETS])
     s = json.loads(r.stdout)
     assert r.exit_code == s["gate"]["exit_code"]
-    if not s["agree"]:
-        assert r.exit_code == errors.EXIT_TARGET_DISAGREE and "--strict" in s["gate"]["reasons"][0]
+    if s["verdict"]["target_in_doubt"]:
+        assert r.exit_code == errors.EXIT_TARGET_IN_DOUBT and "--strict" in s["gate"]["reasons"][0]
     else:
         assert r.exit_code == errors.EXIT_OK and s["gate"]["reasons"] == []

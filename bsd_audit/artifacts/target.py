@@ -46,10 +46,12 @@ def write_estimate(f: h5py.File, est: TargetEstimate, classes: list[str], used: 
     s.create_dataset("lga_ce", data=est.ce)
     s.create_dataset("als", data=est.sce)
     s.create_dataset("fit_rank", data=est.fit_rank)
+    s.create_dataset("holdout_prob", data=est.holdout_prob).attrs["share"] = est.holdout_share
     s.create_dataset("suspicion", data=verdict.suspicion)
     v = f.create_group("verdict")
     v.attrs.update({"verdict": verdict.verdict, "attack_present": verdict.verdict == "poisoned",
-                    "score": verdict.score, "reason": verdict.reason,
+                    "score": verdict.score, "reason": verdict.reason, "evidence": json.dumps(verdict.evidence),
+                    "suspected": verdict.name(verdict.suspected), "target_in_doubt": verdict.target_in_doubt,
                     "inputs": json.dumps(verdict.inputs, sort_keys=True)})
     v.create_dataset("suspicious_index", data=np.flatnonzero(verdict.suspicious))
 
@@ -63,6 +65,7 @@ def read_estimate(f: h5py.File) -> TargetEstimate:
         loss_median=float(t.attrs["loss_median"]), second_likely_per_epoch=t["second_likely_per_epoch"][()],
         second_likely_target=int(t.attrs["second_likely_target"]), ce=f["scores/lga_ce"][()],
         sce=f["scores/als"][()], fit_rank=f["scores/fit_rank"][()], history=list(t["warmup_objective"][()]),
+        holdout_prob=f["scores/holdout_prob"][()], holdout_share=float(f["scores/holdout_prob"].attrs["share"]),
     )
 
 
@@ -86,6 +89,9 @@ def read_verdict(f: h5py.File, n: int) -> tuple[dict | None, np.ndarray | None, 
     if "verdict" not in f:
         return None, None, suspicion
     attrs = {k: plain_value(v) for k, v in f["verdict"].attrs.items()}
+    for k in ("inputs", "evidence"):  # stored as JSON text
+        if k in attrs:
+            attrs[k] = json.loads(attrs[k])
     mask = None
     if "verdict/suspicious_index" in f:
         idx = np.asarray(f["verdict/suspicious_index"][()], dtype=np.int64)
@@ -106,7 +112,9 @@ def read_evidence(path: Path) -> Evidence:
         return Evidence(labels=f["samples/label"][()], target=int(t.attrs["target"]),
                         fit_rank=f["scores/fit_rank"][()], vote_share=float(t.attrs["confidence"]),
                         estimates_agree=bool(t.attrs["agree"]), loss_gap=float(t.attrs["loss_gap"]),
-                        indicator=indicator)
+                        indicator=indicator, second_likely=int(t.attrs["second_likely_target"]),
+                        holdout_prob=f["scores/holdout_prob"][()],
+                        holdout_share=float(f["scores/holdout_prob"].attrs["share"]))
 
 
 def write_target(path: Path, est: TargetEstimate, ds: ImageDataset, cfg: Config, device: str,

@@ -45,6 +45,10 @@ class TargetEstimate:
     ce: np.ndarray  # per-sample CE of g_φ after warm-up
     sce: np.ndarray  # per-sample L_sce of g_φ after warm-up (the ALS scores)
     fit_rank: np.ndarray | None = None  # per-sample mean rank of its loss over the window epochs (0 = fitted best)
+    # the held-out check's label probability per sample (NaN where its model trained), and the share of
+    # each class it held out (method/holdout.py)
+    holdout_prob: np.ndarray | None = None
+    holdout_share: float = 0.5
     altruistic_state: dict = field(default_factory=dict)  # weights of g_φ after warm-up
     optimizer_state: dict = field(default_factory=dict)
     history: list = field(default_factory=list)  # per-epoch mean LGA objective
@@ -183,6 +187,7 @@ def detect_target(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, 
         target=target, votes=votes, confidence=float(votes[target] / votes.sum()), isolated=isolated,
         isolated_loss_mean=float(ce[isolated].mean()), loss_median=float(np.median(ce)),
         second_likely_per_epoch=seconds, second_likely_target=majority(seconds, C), ce=ce, sce=sce, fit_rank=fit_rank,
+        holdout_prob=np.full(N, np.nan),  # filled by the held-out check (method/holdout.py) when it runs
         altruistic_state={k: v.detach().clone() for k, v in model.state_dict().items()},
         optimizer_state=opt.state_dict(), history=history,
     )

@@ -17,9 +17,21 @@ The evidence is the altruistic warm-up's, which both `detect-target` and `split`
   from two upper anchors, q − 5 % quantile for q in TAIL_ANCHORS, each as the same ratio, and the
   score is the largest of the three ratios.
 
-Verdict: ``poisoned`` when the score ≥ POISONED_SCORE, ``clean`` below CLEAN_SCORE, else
-``inconclusive``; ``inconclusive`` too when a score ≥ POISONED_SCORE is measured against fewer than
-MIN_REFERENCE_CLASSES other classes.
+The held-out check (method/holdout.py) is the second line of evidence, and it reads every class,
+not only the vote's: per class, a Mann-Whitney z of the label probability its first-fitted quarter
+gets from a model trained without it, against the next quarter's. An honest class's easy samples
+are predicted at least as well as the rest (z about 0 or above); a dirty-label trigger group is
+predicted as the pictures it was made from (z far below 0). With K classes tested at once the line
+is Bonferroni's: z below HOLDOUT_Z(K) = Φ⁻¹(1 − HOLDOUT_FAMILY_P / K) is ``poisoned``, below the
+same line at HOLDOUT_FAMILY_P_WEAK is ``inconclusive``. The lines depend on the number of classes
+tested, not on the data's size or domain. Clean-label poison (SIG) is blind to it; the tail catches it.
+
+Verdict: ``poisoned`` when the target's tail score ≥ POISONED_SCORE or some class's held-out z is
+under its line; ``clean`` when the score is under CLEAN_SCORE and no held-out z is under the weak
+line; else ``inconclusive``. A tail score ≥ POISONED_SCORE measured against fewer than
+MIN_REFERENCE_CLASSES other classes is only ``inconclusive``. When the held-out check names a class
+other than the target the split used, that class is the ``suspected`` one and the list is drawn
+from it: the vote was wrong, and the user must be told to audit that class (``target_in_doubt``).
 
 The suspicious list (only when the verdict is not ``clean``) ranks the target class by trigger
 likeness: the logit fit rank about the class median, in units of an honest class's interquartile
@@ -39,8 +51,11 @@ Thresholds were calibrated with benchmarks/calibrate_verdict.py.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from statistics import NormalDist
 
 import numpy as np
+
+from .holdout import class_contrast
 
 POISONED_SCORE = 2.3
 CLEAN_SCORE = 2.0
@@ -51,6 +66,8 @@ TAIL_QUANTILE = 0.05
 TAIL_ANCHORS = (0.5, 0.75, 0.9)  # where the tail's width is measured from (0.5 = the lower spread)
 MIN_REFERENCE_CLASSES = 4  # fewer honest classes to compare with: a high score is only "inconclusive"
 MIN_REFERENCE_SIZE = 10  # a smaller class has no 5 % quantile to speak of: it is no yardstick
+HOLDOUT_FAMILY_P = 0.01  # chance that some honest class of K crosses the poisoned line (Bonferroni)
+HOLDOUT_FAMILY_P_WEAK = 0.05  # the same for the inconclusive line
 
 
 @dataclass
@@ -62,6 +79,10 @@ class Evidence:
     estimates_agree: bool
     loss_gap: float
     indicator: np.ndarray | None = None  # I at the end of split (high = clean), when available
+    second_likely: int | None = None  # the second-likely estimate ỹ_t' (reported beside the evidence)
+    holdout_prob: np.ndarray | None = None  # the held-out check's label probability (NaN where it trained)
+    holdout_share: float = 0.5  # the share of each class the check held out
+    classes: list[str] | None = None  # class names, for the reason's sentence
 
 
 @dataclass
@@ -71,27 +92,64 @@ class Verdict:
     inputs: dict  # every number the decision used or reports, JSON-able
     suspicion: np.ndarray  # per sample, high = suspicious: trigger-likeness rank in D_t (0-1), 0 elsewhere
     suspicious: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))  # the list, as a mask
+    suspected: int = -1  # the class the evidence points to (the target used, unless the held-out check names another)
+    target_in_doubt: bool = False  # the held-out check names another class than the target used
+    classes: list[str] = field(default_factory=list)
+
+    def name(self, c: int) -> str:
+        return self.classes[c] if 0 <= c < len(self.classes) else f"class {c}"
+
+    @property
+    def evidence(self) -> list[str]:
+        """Which lines of evidence crossed their poisoned line: ``tail``, ``holdout``."""
+        out = []
+        if self.score >= POISONED_SCORE and self.inputs.get("reference_classes", 0) >= MIN_REFERENCE_CLASSES:
+            out.append("tail")
+        if self.inputs.get("holdout_z", 0.0) <= self.inputs.get("holdout_line", float("-inf")):
+            out.append("holdout")
+        return out
 
     @property
     def reason(self) -> str:
-        n = int(self.suspicious.sum())
-        tail = f"the target class's lower tail reaches {self.score:.1f}x as far as an honest class's"
+        n, x = int(self.suspicious.sum()), self.inputs
+        target = x.get("target", self.suspected)
+        tail = f"{self.name(target)}'s lower tail of fit ranks reaches {self.score:.1f}x as far as an honest class's"
+        low, z, line = x.get("holdout_class", -1), x.get("holdout_z", 0.0), x.get("holdout_line", 0.0)
+        held = (f"the first-fitted samples of {self.name(low)} are not predicted as {self.name(low)} by a model "
+                f"trained without them (held-out z {z:.1f}, poisoned under {line:.1f})")
+        listed = f"{n} listed as suspicious"
         if self.verdict == "poisoned":
-            return (f"{tail}: a group of its samples is fitted like a trigger shortcut ({n} listed as suspicious).")
+            if self.target_in_doubt:
+                return (f"{held}: their label comes from something only they share, as a trigger's does ({listed}). "
+                        f"The run used {self.name(target)} as the target; run split again with --target "
+                        f"{self.name(low)}.")
+            if "tail" in self.evidence:
+                extra = f"; and {held}" if "holdout" in self.evidence else ""
+                return f"{tail}: a group of its samples is fitted like a trigger shortcut{extra} ({listed})."
+            return f"{held}: their label comes from something only they share, as a trigger's does ({listed})."
+        checked = (f"; every class's first-fitted samples are predicted as their label by a model trained without "
+                   f"them (lowest held-out z {z:.1f}, poisoned under {line:.1f})" if x.get("holdout_tested") else "")
         if self.verdict == "clean":
-            return f"No class stands out: {tail} (poisoned above {POISONED_SCORE:g}x)."
-        if self.score >= POISONED_SCORE:
-            refs = self.inputs.get("reference_classes", 0)
+            return f"No class stands out: {tail} (poisoned from {POISONED_SCORE:g}x){checked}."
+        if self.score >= POISONED_SCORE and x.get("reference_classes", 0) < MIN_REFERENCE_CLASSES:
+            refs = x.get("reference_classes", 0)
             return (f"{tail}, but only {refs} other class{'es' if refs != 1 else ''} to compare with (a verdict "
                     f"of poisoned needs {MIN_REFERENCE_CLASSES}): one class's own easy sub-group can look like "
                     f"this. Inspect the {n} suspicious samples before trusting this data.")
+        weak = x.get("holdout_weak_line", float("-inf"))
+        if z <= weak:
+            return (f"Weak evidence: the first-fitted samples of {self.name(low)} are predicted as {self.name(low)} "
+                    f"less often than its other samples by a model trained without them (held-out z {z:.1f}; "
+                    f"inconclusive under {weak:.1f}, poisoned under {line:.1f}). Inspect the {n} suspicious samples "
+                    "before trusting this data.")
         return f"Weak evidence: {tail}. Inspect the {n} suspicious samples before trusting this data."
 
     def summary(self) -> VerdictSummary:
         """The view printed by the commands and stored in their JSON summaries."""
         n = len(self.suspicion)
         return VerdictSummary(self.verdict, round(self.score, 4), self.reason, int(self.suspicious.sum()),
-                              round(float(self.suspicious.sum()) / n, 4) if n else 0.0, self.inputs)
+                              round(float(self.suspicious.sum()) / n, 4) if n else 0.0, self.evidence,
+                              self.name(self.suspected), self.target_in_doubt, self.inputs)
 
 
 @dataclass
@@ -101,6 +159,9 @@ class VerdictSummary:
     reason: str  # one sentence, for people
     suspicious_count: int  # samples on the suspicious list
     suspicious_share: float  # of the whole dataset
+    evidence: list[str]  # the lines of evidence over their poisoned line: tail, holdout
+    suspected: str  # the class the list is drawn from
+    target_in_doubt: bool  # the held-out check names another class than the run's target
     inputs: dict  # every number the decision used or reports
 
 
@@ -169,68 +230,95 @@ def tail_ratios(groups: dict[int, np.ndarray], t: int) -> dict[float, float]:
     return ratios
 
 
+def holdout_lines(tested: int) -> tuple[float, float]:
+    """The held-out z under which a verdict is ``poisoned`` and ``inconclusive``, with ``tested``
+    classes read at once (Bonferroni over the classes; the z is a one-sided normal score)."""
+    k = max(tested, 1)
+    return (-NormalDist().inv_cdf(1 - HOLDOUT_FAMILY_P / k), -NormalDist().inv_cdf(1 - HOLDOUT_FAMILY_P_WEAK / k))
+
+
 def attack_verdict(ev: Evidence) -> Verdict:
     labels, t = ev.labels, ev.target
     lg = logit_ranks(ev.fit_rank)
     groups = {int(c): lg[labels == c] for c in np.unique(labels)}  # each class's logit fit ranks
     refs = [c for c, g in groups.items() if c != t and len(g) >= MIN_REFERENCE_SIZE]  # the honest yardsticks
     ratios = tail_ratios(groups, t)  # the target's tail width over an honest class's, from each anchor
-    # every class's score as if it were the target: reported, so that a vote for the wrong class
-    # can be seen (the decision reads the target's alone)
+    # every class's score as if it were the target: reported (the decision reads the target's alone:
+    # the largest of ten or twenty such ratios is over the line on clean data)
     class_scores = {c: round(max(tail_ratios(groups, c).values()), 4) for c in groups}
     spreads = {c: lower_spread(g) for c, g in groups.items()}
     s_t = spreads.get(t, 0.0)
     others = [spreads[c] for c in refs]
     honest = float(np.median(others)) if others else 0.0
     score = max(ratios.values())
-    verdict = "poisoned" if score >= POISONED_SCORE else ("clean" if score < CLEAN_SCORE else "inconclusive")
-    if verdict == "poisoned" and len(others) < MIN_REFERENCE_CLASSES:
-        # the honest yardstick is then the median of one to three classes: a clean 4-class set (80 per
-        # class) scored 2.67 on a real group of easy trucks (docs/decisions/0010-verdict-score.md)
+    tail_hit = score >= POISONED_SCORE and len(others) >= MIN_REFERENCE_CLASSES
+    # one class's own easy sub-group can pass the tail line when the yardstick is one to three classes:
+    # a clean 4-class set (80 per class) scored 2.67 on a real group of easy trucks (docs/decisions/0010-verdict-score.md)
+    contrast = class_contrast(labels, ev.fit_rank, ev.holdout_prob, ev.holdout_share)
+    line, weak_line = holdout_lines(len(contrast))
+    low = min(contrast, key=contrast.get) if contrast else -1  # the class the held-out check doubts most
+    low_z = contrast.get(low, 0.0)
+    if tail_hit or low_z <= line:
+        verdict = "poisoned"
+    elif score >= CLEAN_SCORE or low_z <= weak_line:
         verdict = "inconclusive"
-    in_t = labels == t
-    n_t = int(in_t.sum())
-    # I joins only when the split reached stage 2 (else NaN) and it varies inside D_t
-    ind = ev.indicator if ev.indicator is not None and np.isfinite(ev.indicator).all() else None
-    if ind is not None and not robust_z(ind[in_t]).any():
+    else:
+        verdict = "clean"
+    # the class to list from: the target the split used, unless only the held-out check found poison,
+    # and in another class (the vote picked the wrong class)
+    in_doubt = not tail_hit and low_z <= line and contrast.get(t, 0.0) > line and low != t
+    suspected = low if in_doubt else t
+    in_s = labels == suspected
+    n_s = int(in_s.sum())
+    refs_s = [c for c, g in groups.items() if c != suspected and len(g) >= MIN_REFERENCE_SIZE]
+    # I joins only when the split reached stage 2 (else NaN), it varies inside the class, and the
+    # class is the split's target (elsewhere the main model may have learnt the trigger)
+    ind = ev.indicator if ev.indicator is not None and np.isfinite(ev.indicator).all() and suspected == t else None
+    if ind is not None and not robust_z(ind[in_s]).any():
         ind = None
-    # the fit rank's unit comes from the honest classes: D_t's own range is stretched by the poison
-    iqr = float(np.median([np.quantile(groups[c], 0.75) - np.quantile(groups[c], 0.25) for c in refs])) if refs else 0.0
+    # the fit rank's unit comes from the honest classes: the suspected class's own range is stretched by the poison
+    iqr = float(np.median([np.quantile(groups[c], 0.75) - np.quantile(groups[c], 0.25) for c in refs_s])) if refs_s else 0.0
     scale = iqr if iqr > 0 else 1.0
     like = {c: trigger_likeness(g, scale, None if ind is None else ind[labels == c]) for c, g in groups.items()}
-    like_honest = float(np.median([lower_spread(like[c]) for c in refs] or [0.0]))
+    like_honest = float(np.median([lower_spread(like[c]) for c in refs_s] or [0.0]))
     suspicion = np.zeros(len(labels))
     suspicious = np.zeros(len(labels), dtype=bool)
-    list_rule = "none"  # which line ended the list: median (0.7 under D_t's median) or anchored (list_line)
-    if n_t:
-        like_t = like[t]
-        order = np.argsort(np.argsort(like_t, kind="stable"))  # 0 = the most trigger-like sample of D_t
-        suspicion[in_t] = (n_t - order) / n_t  # in (0, 1]: every target sample above the rest of D
+    list_rule = "none"  # which line ended the list: median (0.7 under the class median) or anchored (list_line)
+    if n_s:
+        like_s = like[suspected]
+        order = np.argsort(np.argsort(like_s, kind="stable"))  # 0 = the most trigger-like sample of the class
+        suspicion[in_s] = (n_s - order) / n_s  # in (0, 1]: every suspected-class sample above the rest of D
         if verdict != "clean":
             # the split's list anchors on the honest part; the warm-up list (it also keeps samples
-            # out of the clean pool) favours recall: the union of that rule and a line under D_t's
-            # plain median, which the poison pulls down (until it falls into the poison)
-            line, list_rule = list_line(like_t, like_honest, LIST_DEPTH_SPLIT), "anchored"
+            # out of the clean pool) favours recall: the union of that rule and a line under the
+            # class's plain median, which the poison pulls down (until it falls into the poison)
+            cut, list_rule = list_line(like_s, like_honest, LIST_DEPTH_SPLIT), "anchored"
             if ind is None:  # whichever line lists more
-                median_line = float(np.median(like_t)) - LIST_DEPTH * like_honest
-                list_rule = "median" if median_line >= line else "anchored"
-                line = max(line, median_line)
-            suspicious[np.flatnonzero(in_t)[like_t < line]] = True
+                median_line = float(np.median(like_s)) - LIST_DEPTH * like_honest
+                list_rule = "median" if median_line >= cut else "anchored"
+                cut = max(cut, median_line)
+            suspicious[np.flatnonzero(in_s)[like_s < cut]] = True
+    n_classes = int(labels.max()) + 1 if len(labels) else 0
     inputs = {
         "target_lower_spread": round(s_t, 4), "honest_lower_spread": round(honest, 4),
-        "widest_class": int(max(spreads, key=spreads.get)), "target_size": n_t, "reference_classes": len(others),
+        "widest_class": int(max(spreads, key=spreads.get)), "target_size": int((labels == t).sum()),
+        "reference_classes": len(others),
         "score_by_anchor": {f"q{round(a * 100)}": round(r, 4) for a, r in ratios.items()},
-        "class_scores": [class_scores.get(c, 0.0) for c in range(int(labels.max()) + 1 if len(labels) else 0)],
+        "class_scores": [class_scores.get(c, 0.0) for c in range(n_classes)],
+        "holdout_z": round(low_z, 4), "holdout_class": low, "holdout_line": round(line, 4),
+        "holdout_weak_line": round(weak_line, 4), "holdout_tested": len(contrast),
+        "holdout_class_z": [round(contrast[c], 4) if c in contrast else None for c in range(n_classes)],
+        "target": t, "suspected_class": suspected, "target_in_doubt": in_doubt,
         "vote_share": round(float(ev.vote_share), 4), "estimates_agree": bool(ev.estimates_agree),
-        "loss_gap": round(float(ev.loss_gap), 4),
+        "second_likely": ev.second_likely, "loss_gap": round(float(ev.loss_gap), 4),
         "poisoned_score": POISONED_SCORE, "clean_score": CLEAN_SCORE,
         "list_rule": list_rule, "list_depth": LIST_DEPTH if list_rule == "median" else LIST_DEPTH_SPLIT,
         "list_uses_indicator": ind is not None,
     }
     if ind is not None:
         inputs["indicator_weight"] = INDICATOR_WEIGHT
-    if ind is not None and suspicious.any() and (in_t & ~suspicious).any():
-        # reported, not decided on: how much lower I is on the list than on the rest of D_t
-        inputs["indicator_gap"] = round(float(np.median(ind[in_t & ~suspicious])
+    if ind is not None and suspicious.any() and (in_s & ~suspicious).any():
+        # reported, not decided on: how much lower I is on the list than on the rest of the class
+        inputs["indicator_gap"] = round(float(np.median(ind[in_s & ~suspicious])
                                               - np.median(ind[suspicious])), 4)
-    return Verdict(verdict, float(score), inputs, suspicion, suspicious)
+    return Verdict(verdict, float(score), inputs, suspicion, suspicious, suspected, in_doubt, list(ev.classes or []))

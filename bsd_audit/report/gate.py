@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from ..errors import EXIT_INCONCLUSIVE, EXIT_MODEL_GATE, EXIT_OK, EXIT_POISON, EXIT_TARGET_DISAGREE
+from ..errors import EXIT_INCONCLUSIVE, EXIT_MODEL_GATE, EXIT_OK, EXIT_POISON, EXIT_TARGET_IN_DOUBT
 
 
 @dataclass
@@ -26,13 +26,14 @@ class AuditGate:
         return asdict(self)
 
 
-def audit_gate(verdict: str, reason: str, confidence: float, suspicious_share: float, estimates_agree: bool,
+def audit_gate(verdict: str, reason: str, confidence: float, suspicious_share: float, target_in_doubt: bool,
                on_verdict: bool = False, min_confidence: float | None = None, min_flagged: float | None = None,
                strict: bool = False, votes: tuple[int, int] | None = None, flagged: tuple[int, int] | None = None
                ) -> AuditGate:
     """``on_verdict``: exit 1 on ``poisoned``, 6 on ``inconclusive``; ``min_confidence``: exit 1 when the
     LGA vote share reaches it; ``min_flagged``: exit 1 when the suspicious list holds that share of
-    the data; ``strict``: exit 4 when the two target estimates disagree and nothing above fired.
+    the data; ``strict``: exit 4 when the verdict's evidence names another class than the target the run
+    used (``target_in_doubt``: the vote was likely wrong) and nothing above fired.
     ``votes`` (the winner's votes, isolated samples) and ``flagged`` (listed, samples) put the counts
     beside the shares in the reasons: one isolated sample of one is a share of 1.0."""
     reasons, code = [], EXIT_OK
@@ -50,9 +51,9 @@ def audit_gate(verdict: str, reason: str, confidence: float, suspicious_share: f
     if code == EXIT_OK and on_verdict and verdict == "inconclusive":
         reasons.append(f"verdict inconclusive: {reason}")
         code = EXIT_INCONCLUSIVE
-    if code == EXIT_OK and strict and not estimates_agree:
-        reasons.append("--strict: the LGA vote and the second-likely estimate name different targets")
-        code = EXIT_TARGET_DISAGREE
+    if code == EXIT_OK and strict and target_in_doubt:
+        reasons.append("--strict: the verdict's evidence names another class than the target this run used")
+        code = EXIT_TARGET_IN_DOUBT
     return AuditGate(code, reasons, on_verdict, min_confidence, min_flagged, strict)
 
 

@@ -36,7 +36,8 @@ def headline(target: dict[str, Any], num_samples: int, clean_size: int,
     poison_size = num_samples - clean_size
     out: list[str] = []
     if verdict is not None and "verdict" in verdict:
-        out.append(HEADLINES[str(verdict["verdict"])].format(name=name))
+        # the class the evidence names: the target used, unless the held-out check found the poison elsewhere
+        out.append(HEADLINES[str(verdict["verdict"])].format(name=verdict.get("suspected") or name))
         if verdict.get("reason"):
             out.append(str(verdict["reason"]).strip())
     elif source == "user":
@@ -55,7 +56,8 @@ def headline(target: dict[str, Any], num_samples: int, clean_size: int,
         out.append(f"{among} (those the backdoor-prone model fitted first) carry the label "
                    f"\u201c{target.get('lga_target_name', name)}\u201d, "
                    + ("and the independent second-likely estimate agrees." if agree
-                      else f"but the independent second-likely estimate names \u201c{second}\u201d instead."))
+                      else f"and the independent second-likely estimate names \u201c{second}\u201d (the verdict weighs "
+                      "the evidence of every class, not the votes)."))
     if verdict is None or "verdict" not in verdict:
         out.append("This artifact holds no attack-present decision: a clean dataset also yields a most likely "
                    "target, so weigh the evidence and the images below.")

@@ -60,6 +60,25 @@ def _f(x: float, digits: int = 3) -> str:
     return "–" if not np.isfinite(x) else f"{x:.{digits}g}"
 
 
+def _evidence_facts(data: SplitArtifact) -> list[tuple[str, str]]:
+    """The verdict's two lines of evidence for the vote's class, the second estimate's and the held-out
+    check's lowest class (each class's figures are in the verdict's inputs)."""
+    x = (data.verdict or {}).get("inputs") or {}
+    tails, zs = x.get("class_scores") or [], x.get("holdout_class_z") or []
+    out = []
+    for name in dict.fromkeys([data.target.get("lga_target_name"), data.target.get("second_likely_name")]):
+        if name in data.classes:
+            i = data.classes.index(name)
+            tail = f"{tails[i]:.2f}x" if i < len(tails) else "–"
+            z = f"{zs[i]:+.1f}" if i < len(zs) and zs[i] is not None else "–"
+            out.append((f"evidence for {name}", f"tail {tail}, held-out z {z}"))
+    if x.get("holdout_tested"):
+        low = data.classes[x["holdout_class"]]
+        out.append(("held-out check", f"lowest z {x['holdout_z']:+.1f} in {low} of {x['holdout_tested']} classes "
+                                      f"(poisoned under {x['holdout_line']:.1f})"))
+    return out
+
+
 def _vote_table(data: SplitArtifact) -> str:
     t = data.target
     votes = t["votes"]
@@ -78,7 +97,8 @@ def _vote_table(data: SplitArtifact) -> str:
     zero = sum(1 for v in votes if v == 0)
     foot = f'<tr><td colspan=3 class="note">{zero} other class(es): 0 votes</td></tr>' if zero else ""
     facts = [("target used", f"{t['target_name']} ({t.get('source', '?')})"),
-             ("second-likely estimate", f"{second} ({'agrees' if t.get('agree') else 'disagrees'})"),
+             ("second-likely estimate", f"{second} ({'agrees' if t.get('agree') else 'another class'})"),
+             *_evidence_facts(data),
              ("loss gap of the isolated samples", _f(float(t.get("loss_gap", float("nan"))))), ]
     fact_rows = "".join(f"<tr><th>{escape(k)}</th><td>{escape(str(v))}</td></tr>" for k, v in facts)
     return (f"<div><table><caption>Votes of the {t.get('num_isolated', '?')} isolated (lowest-loss) samples</caption>"

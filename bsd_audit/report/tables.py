@@ -8,13 +8,28 @@ from rich.markup import escape
 from rich.table import Table
 
 
+def class_evidence(s: dict, name: str) -> str:
+    """A class's two lines of verdict evidence, as the summary's verdict inputs hold them."""
+    x, i = s["verdict"]["inputs"], s["classes"].index(name)
+    tail = x.get("class_scores", [])[i] if i < len(x.get("class_scores", [])) else None
+    z = x.get("holdout_class_z", [])[i] if i < len(x.get("holdout_class_z", [])) else None
+    return (f"tail {'-' if tail is None else format(tail, '.2f')}x, "
+            f"held-out z {'-' if z is None else format(z, '+.1f')}")
+
+
 def target_table(s: dict) -> Table:
     t = Table(title="Target label", show_header=False)
     t.add_row("target used", f"[bold]{escape(s['target_name'])}[/bold] ({s['source']})")
     n = sum(s["votes"].values())
     t.add_row("LGA vote", f"{escape(s['lga_target_name'])}: {s['votes'][s['lga_target_name']]} of the {n} isolated samples "
-              f"({s['confidence']:.0%})")
-    t.add_row("second-likely estimate", escape(s["second_likely_name"]) + ("" if s["agree"] else "  [yellow](disagrees)[/yellow]"))
+              f"({s['confidence']:.0%}); {class_evidence(s, s['lga_target_name'])}")
+    t.add_row("second-likely estimate", f"{escape(s['second_likely_name'])}: {class_evidence(s, s['second_likely_name'])}")
+    x = s["verdict"]["inputs"]
+    if x.get("holdout_tested"):
+        low = s["classes"][x["holdout_class"]]
+        doubt = "  [bold yellow](not the target used)[/bold yellow]" if s["verdict"]["target_in_doubt"] else ""
+        t.add_row("held-out check", f"lowest z {x['holdout_z']:+.1f} in {escape(low)} of {x['holdout_tested']} classes "
+                  f"(poisoned under {x['holdout_line']:.1f}, inconclusive under {x['holdout_weak_line']:.1f}){doubt}")
     t.add_row("loss gap of isolated samples", f"{s['loss_gap']:.3f}")
     t.add_row("votes", ", ".join(f"{escape(k)}: {v}" for k, v in s["votes"].items() if v))
     return t
