@@ -2,10 +2,10 @@
 hours, per idea.
 
 Reads the .json.gz files that `calibrate_verdict.py --evidence DIR` saves (one per run: labels, warm-up fit
-ranks, the split's indicator I and pools, both target estimates, the ground truth, the no-defence ASR)
-and prints, per run: the verdict and score as the tool decides them, and each class's score when it is
-taken as the candidate target (fit ranks alone), so that a rule reading every class, or both
-estimates, can be measured on clean and poisoned runs before it is kept:
+ranks, the held-out check's label probabilities, the split's indicator I and pools, both target
+estimates, the ground truth, the no-defence ASR) and prints, per run, the verdict as the tool decides
+it with both lines of evidence, then the counts the verdict issue asks for: false alarms on clean
+runs, misses among the attacks that took hold, and how often the wrong-target warning fired:
 
     python benchmarks/judge_evidence.py benchmarks/evidence
 """
@@ -38,69 +38,72 @@ def load(path: Path) -> dict:
     return run
 
 
-def evidence(run: dict, target: int, with_indicator: bool = True) -> Evidence:
+def evidence(run: dict, target: int) -> Evidence:
     ind = run["indicator"].astype(np.float64)
-    use = with_indicator and np.isfinite(ind).all()
+    prob = run.get("holdout_prob")
     return Evidence(labels=run["labels"].astype(np.int64), target=int(target),
                     fit_rank=run["fit_rank"].astype(np.float64), vote_share=float(run["vote_share"]),
                     estimates_agree=int(run["lga_target"]) == int(run["second_likely_target"]),
-                    loss_gap=float(run["loss_gap"]), indicator=ind if use else None)
-
-
-def class_scores(run: dict) -> np.ndarray:
-    """Each class's verdict score when it is taken as the target (fit ranks alone)."""
-    C = len(run["classes"])
-    return np.array([attack_verdict(evidence(run, c, with_indicator=False)).score for c in range(C)])
-
-
-def tail_fractions(run: dict, upper: float = 0.9, reference: float = 0.05) -> dict[int, float]:
-    """A candidate statistic (not in the tool): each class's logit fit ranks standardised by its own
-    median and upper spread (the 0.9 quantile minus the median: poison sits at the bottom, so the upper
-    half is the honest part's, and the class's own scale absorbs the size effect of an imbalanced set),
-    and the share of the class below the other classes' pooled ``reference`` quantile. About
-    ``reference`` for an honest class; the poison's share of D_t on top of it when a trigger group
-    is fitted first. Classes under 10 samples are left out."""
-    labels = run["labels"].astype(np.int64)
-    lg = logit_ranks(run["fit_rank"].astype(np.float64))
-    z = {}
-    for k in np.unique(labels):
-        g = lg[labels == k]
-        if len(g) >= 10:
-            m = np.median(g)
-            z[int(k)] = (g - m) / max(float(np.quantile(g, upper)) - m, 1e-6)
-    return {c: float((zc < np.quantile(np.concatenate([z[k] for k in z if k != c]), reference)).mean())
-            for c, zc in z.items()}
+                    loss_gap=float(run["loss_gap"]), indicator=ind if np.isfinite(ind).all() else None,
+                    second_likely=int(run["second_likely_target"]),
+                    holdout_prob=None if prob is None else prob.astype(np.float64),
+                    holdout_share=float(run.get("holdout_share", 0.5)), classes=[str(c) for c in run["classes"]])
 
 
 def row_of(path: Path) -> dict:
     run = load(path)
     classes = [str(c) for c in run["classes"]]
     v = attack_verdict(evidence(run, int(run["target_used"])))
-    scores = class_scores(run)
-    best = int(np.argmax(scores))
     truth = run["truth"].astype(bool)
-    true_target = classes[int(np.bincount(run["labels"][truth]).argmax())] if truth.any() else None
+    true_t = int(np.bincount(run["labels"][truth]).argmax()) if truth.any() else None
     lga, second = int(run["lga_target"]), int(run["second_likely_target"])
-    fractions = tail_fractions(run)
-    return {
+    x = v.inputs
+    row = {
         "run": path.name.removesuffix(".json.gz"), "poisoned": bool(run["poisoned"]),
         "asr": None if np.isnan(run["baseline_asr"]) else round(float(run["baseline_asr"]), 1),
-        "classes": len(classes), "n": len(run["labels"]), "true_target": true_target,
-        "lga": classes[lga], "second": classes[second], "verdict": v.verdict, "score": round(v.score, 2),
-        "score_second": round(float(scores[second]), 2), "best_class": classes[best],
-        "best_score": round(float(scores[best]), 2),
-        "tail_frac_lga": round(fractions.get(lga, float("nan")), 3),
-        "tail_frac_max": round(max(fractions.values()), 3),
+        "classes": len(classes), "n": len(run["labels"]), "true_target": "-" if true_t is None else classes[true_t],
+        "lga": classes[lga], "second": classes[second], "verdict": v.verdict, "evidence": "+".join(v.evidence) or "-",
+        "suspected": v.name(v.suspected), "warned": v.target_in_doubt, "score": round(v.score, 2),
+        "holdout_z": round(x["holdout_z"], 2), "holdout_class": v.name(x["holdout_class"]) if x["holdout_tested"] else "-",
+        "line": round(x["holdout_line"], 2),
+        "true_target_z": "-" if true_t is None or x["holdout_class_z"][true_t] is None else round(x["holdout_class_z"][true_t], 2),
     }
+    if truth.any():
+        tp = int((v.suspicious & truth).sum())
+        row["list_precision"] = round(tp / max(int(v.suspicious.sum()), 1), 3)
+        row["list_recall"] = round(tp / int(truth.sum()), 3)
+    return row
+
+
+def tally(rows: list[dict], took_hold: float = 50.0) -> list[str]:
+    """The verdict issue's counts over the judged runs."""
+    clean = [r for r in rows if not r["poisoned"]]
+    held = [r for r in rows if r["poisoned"] and r["asr"] is not None and r["asr"] >= took_hold]
+    found = [r for r in held if r["suspected"] == r["true_target"]]
+    wrong_vote = [r for r in rows if r["poisoned"] and r["lga"] != r["true_target"]]
+    out = [f"clean runs: {len(clean)}; poisoned {sum(r['verdict'] == 'poisoned' for r in clean)}, "
+           f"inconclusive {sum(r['verdict'] == 'inconclusive' for r in clean)}; wrong-target warning "
+           f"{sum(r['warned'] for r in clean)}",
+           f"attacks that took hold (no-defence ASR >= {took_hold:g} %): {len(held)}; called poisoned "
+           f"{sum(r['verdict'] == 'poisoned' for r in held)}; with ASR >= 80 % missed "
+           f"{sum(r['verdict'] != 'poisoned' for r in held if r['asr'] >= 80)}",
+           f"poisoned runs whose target was found: {len(found)}; warning fired {sum(r['warned'] for r in found)}",
+           f"poisoned runs where the vote was wrong: {len(wrong_vote)}; warning fired "
+           f"{sum(r['warned'] for r in wrong_vote)}, naming the true target {sum(r['warned'] and r['suspected'] == r['true_target'] for r in wrong_vote)}"]
+    return out
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("folder", type=Path)
     ap.add_argument("--json", dest="json_out", type=Path)
+    ap.add_argument("--stage", choices=("detect", "split"), help="only the runs of this stage")
     args = ap.parse_args(argv)
-    rows = [row_of(p) for p in sorted(args.folder.glob("*.json.gz"))]
+    paths = sorted(p for p in args.folder.glob("*.json.gz") if args.stage is None or p.name.endswith(f"-{args.stage}.json.gz"))
+    rows = [row_of(p) for p in paths]
     print(markdown_table(rows))
+    print()
+    print("\n".join(tally(rows)))
     if args.json_out:
         args.json_out.write_text(json.dumps(rows, indent=1) + "\n")
     return rows

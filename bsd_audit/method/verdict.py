@@ -33,7 +33,7 @@ MIN_REFERENCE_CLASSES other classes is only ``inconclusive``. When the held-out 
 other than the target the split used, that class is the ``suspected`` one and the list is drawn
 from it: the vote was wrong, and the user must be told to audit that class (``target_in_doubt``).
 
-The suspicious list (only when the verdict is not ``clean``) ranks the target class by trigger
+The suspicious list (only when the verdict is not ``clean``) ranks the suspected class by trigger
 likeness: the logit fit rank about the class median, in units of an honest class's interquartile
 range. The list ends LIST_DEPTH_SPLIT honest spreads below the median of the target's honest part
 (``list_line``), which holds at any poison rate. After `detect-target` (and during `split`, where it
@@ -44,8 +44,12 @@ the altruistic model fits a sample and the main model, which never learned the t
 INDICATOR_WEIGHT times I's robust z within the class is added, the honest spread is read on that
 sum in the other classes, and the final list is the anchored rule alone. Blended poison is fitted
 later in the warm-up than a patch: I lifts its ranking from 0.76-0.80 to 0.90-0.95 precision at
-90 % recall (docs/decisions/0010-verdict-score.md). Classes under MIN_REFERENCE_SIZE samples serve as no yardstick.
-Thresholds were calibrated with benchmarks/calibrate_verdict.py.
+90 % recall (docs/decisions/0010-verdict-score.md). When the held-out check saw the class's first
+group as foreign (its z under the inconclusive line), HOLDOUT_WEIGHT times the robust z of the held-out
+log label probability is added too: on BadNets 3x3 at 5 % it lifts the warm-up list's ranking from
+0.74 to 0.97 precision at 90 % recall (docs/decisions/0027-held-out-check.md). Classes under
+MIN_REFERENCE_SIZE samples serve as no yardstick. Thresholds were calibrated with
+benchmarks/calibrate_verdict.py.
 """
 
 from __future__ import annotations
@@ -68,6 +72,7 @@ MIN_REFERENCE_CLASSES = 4  # fewer honest classes to compare with: a high score 
 MIN_REFERENCE_SIZE = 10  # a smaller class has no 5 % quantile to speak of: it is no yardstick
 HOLDOUT_FAMILY_P = 0.01  # chance that some honest class of K crosses the poisoned line (Bonferroni)
 HOLDOUT_FAMILY_P_WEAK = 0.05  # the same for the inconclusive line
+HOLDOUT_WEIGHT = 1.0  # the held-out label probability beside the fit rank in the list, when the check names the class
 
 
 @dataclass
@@ -188,13 +193,29 @@ def robust_z(values: np.ndarray) -> np.ndarray:
     return (values - np.median(values)) / iqr if iqr > 0 else np.zeros(len(values))
 
 
-def trigger_likeness(lg: np.ndarray, scale: float, indicator: np.ndarray | None) -> np.ndarray:
+def held_out_log_prob(prob: np.ndarray) -> np.ndarray:
+    """The held-out model's log label probability for the samples of one class; the samples it trained
+    on (NaN: the later-fitted half) take the class's largest held-out value, the least suspicious."""
+    held = np.isfinite(prob)
+    if not held.any():
+        return np.zeros(len(prob))
+    lp = np.log(np.clip(prob, 1e-4, 1.0))
+    return np.where(held, lp, lp[held].max())
+
+
+def trigger_likeness(lg: np.ndarray, scale: float, indicator: np.ndarray | None,
+                     holdout_prob: np.ndarray | None = None) -> np.ndarray:
     """Low = trigger-like, for the samples of one class: the logit fit rank about the class median in
     units of an honest class's interquartile range (``scale``), plus INDICATOR_WEIGHT times I's robust
-    z within the class when I is given (both low on poison). I's own scale is per class: inside D_t the
-    main model rarely predicts the target at all, so I is compressed there."""
+    z within the class when I is given, plus HOLDOUT_WEIGHT times the robust z of the held-out check's
+    log label probability when it is given (all low on poison). I's own scale is per class: inside D_t
+    the main model rarely predicts the target at all, so I is compressed there."""
     z = (lg - np.median(lg)) / scale if len(lg) else lg
-    return z if indicator is None else z + INDICATOR_WEIGHT * robust_z(indicator)
+    if indicator is not None:
+        z = z + INDICATOR_WEIGHT * robust_z(indicator)
+    if holdout_prob is not None:
+        z = z + HOLDOUT_WEIGHT * robust_z(held_out_log_prob(holdout_prob))
+    return z
 
 
 def list_line(like_t: np.ndarray, honest_spread: float, depth: float) -> float:
@@ -279,7 +300,11 @@ def attack_verdict(ev: Evidence) -> Verdict:
     # the fit rank's unit comes from the honest classes: the suspected class's own range is stretched by the poison
     iqr = float(np.median([np.quantile(groups[c], 0.75) - np.quantile(groups[c], 0.25) for c in refs_s])) if refs_s else 0.0
     scale = iqr if iqr > 0 else 1.0
-    like = {c: trigger_likeness(g, scale, None if ind is None else ind[labels == c]) for c, g in groups.items()}
+    # the held-out probability joins the list when the check itself saw the class's first group as foreign
+    # (clean-label poison is predicted as its label: there it would only blur the fit rank)
+    hold = ev.holdout_prob if contrast.get(suspected, 0.0) <= weak_line else None
+    like = {c: trigger_likeness(g, scale, None if ind is None else ind[labels == c],
+                                None if hold is None else hold[labels == c]) for c, g in groups.items()}
     like_honest = float(np.median([lower_spread(like[c]) for c in refs_s] or [0.0]))
     suspicion = np.zeros(len(labels))
     suspicious = np.zeros(len(labels), dtype=bool)
@@ -313,7 +338,7 @@ def attack_verdict(ev: Evidence) -> Verdict:
         "second_likely": ev.second_likely, "loss_gap": round(float(ev.loss_gap), 4),
         "poisoned_score": POISONED_SCORE, "clean_score": CLEAN_SCORE,
         "list_rule": list_rule, "list_depth": LIST_DEPTH if list_rule == "median" else LIST_DEPTH_SPLIT,
-        "list_uses_indicator": ind is not None,
+        "list_uses_indicator": ind is not None, "list_uses_holdout": hold is not None,
     }
     if ind is not None:
         inputs["indicator_weight"] = INDICATOR_WEIGHT
