@@ -3,8 +3,8 @@
 This module is the one place that decides what "suspicious" means for export and report; both read
 the order from ``rank_samples`` and the score from ``suspicion_scores``.
 
-Order: the suspicious list first (method/verdict.py: the target-class samples that look like a trigger
-shortcut), then the rest of the poison pool, then the clean pool; within each group by the suspicion
+Order: the suspicious list first (method/verdict.py: the suspected class's samples that look like a
+trigger shortcut), then the rest of the poison pool, then the clean pool; within each group by the suspicion
 score, highest first; ties by sample index, so the order is deterministic. A sample whose suspicion
 is NaN goes last in its group.
 
@@ -105,5 +105,7 @@ def rank_samples(data: SplitArtifact) -> RankedTable:
     ]
     t = data.target
     target = {"index": int(t["target"]), "name": str(t["target_name"]), "source": t.get("source"),
-              "lga_vote_share": t.get("confidence"), "estimates_agree": t.get("agree")}
+              "lga_vote_share": t.get("confidence"), "estimates_agree": t.get("agree"),
+              # the class the verdict's evidence names (the list's class), when not the target used
+              "suspected": (data.verdict or {}).get("suspected"), "target_in_doubt": (data.verdict or {}).get("target_in_doubt")}
     return RankedTable(str(data.path), target, len(data), data.truth is not None, source, rows)

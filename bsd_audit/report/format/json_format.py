@@ -4,8 +4,8 @@
       "schema": 1,
       "kind": "bsd-audit export",
       "artifact": "split.h5",                     # the split artifact the rows come from
-      "target": {"index": 2, "name": "bird", "source": "lga",
-                 "lga_vote_share": 0.84, "estimates_agree": true},
+      "target": {"index": 2, "name": "bird", "source": "lga", "lga_vote_share": 0.84,
+                 "estimates_agree": true, "suspected": "bird", "target_in_doubt": false},
       "num_samples": 2500,                        # samples in the split (rows may be fewer: --top, --class)
       "num_rows": 125,
       "has_truth": true,                          # rows carry "poisoned"
