@@ -2,16 +2,18 @@
 
 Runs the audit on clean datasets (class subsets and sizes of a clean ImageFolder, and the bundled
 sample with its poison undone) and on poisoned benchmarks, then reports for each: the verdict, its
-score and inputs, and, where ground truth exists, the suspicious list's precision and recall and
-the ranking's precision at 90 % recall. The verdict needs only the altruistic warm-up, so by default
-only `detect-target` runs; --stage split runs the whole split, whose suspicious list also reads the
-main model's indicator I (about 4 minutes per dataset). Finished artifacts in --work are reused, so
-thresholds can be re-examined without re-training:
+two lines of evidence (the target's tail score; the held-out check's lowest class z and that class),
+the class the list is drawn from and, where ground truth exists, the true target, the suspicious
+list's precision and recall and the ranking's precision at 90 % recall. The verdict needs only the
+altruistic warm-up and the held-out check, so by default only `detect-target` runs; --stage split
+runs the whole split, whose suspicious list also reads the main model's indicator I (about 4 minutes
+per dataset). Finished artifacts in --work are reused, so thresholds can be re-examined without
+re-training:
 
     python benchmarks/calibrate_verdict.py ../shared/data/cifar10 --work runs/calibrate
 
-About 40-100 s per dataset on a 2-core CPU with the cpu preset and its three pooled warm-ups (14
-datasets by default, 22 with --variants; 2026-11-30). The clean sets differ in classes, size, balance
+About 2-3 minutes per dataset on a 2-core CPU with the cpu preset, its three pooled warm-ups and the
+held-out check (14 datasets by default, 22 with --variants; --matrix for issue 22's matrix). The clean sets differ in classes, size, balance
 and colour, and one holds duplicated images, as scraped data does. --seeds repeats every run under
 other seeds: the verdict's false-alarm rate is a property of the training's randomness as much as of
 the data. --variants adds held-out attacks (other target classes,

@@ -226,7 +226,7 @@ def _finish(s: dict, gate: AuditGate, quiet: bool) -> int:
         err.print(f"[bold yellow]warning:[/bold yellow] {escape(warning)}", soft_wrap=True)
     v = s["verdict"]
     if v["target_in_doubt"] and not quiet:
-        err.print(f"[bold yellow]warning:[/bold yellow] the evidence of poison is in {escape(v['suspected'])}, not in "
+        err.print(f"[bold yellow]warning:[/bold yellow] the verdict's evidence points to {escape(v['suspected'])}, not to "
                   f"{escape(s['target_name'])}, the target this run used (LGA vote {escape(s['lga_target_name'])}, "
                   f"second-likely {escape(s['second_likely_name'])}). Run split again with --target "
                   f"{escape(v['suspected'])}.", soft_wrap=True)

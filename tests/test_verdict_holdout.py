@@ -80,6 +80,31 @@ def test_a_wrong_first_pick_with_the_poison_in_another_class_is_poisoned_there()
     assert right.verdict == "poisoned" and right.suspected == 3 and not right.target_in_doubt
 
 
+def test_weak_evidence_in_another_class_is_inconclusive_and_names_that_class():
+    """A trigger learned late (Blended at a low blend): the check's z in the true class sits between its
+    inconclusive and poisoned lines. The verdict is inconclusive, and it points to that class, not the vote's."""
+    rng = np.random.default_rng(7)
+    labels = np.repeat(np.arange(10), 250)
+    fit = _ranks(labels, [0.0, -0.6, 0.2, 0.1, 0.0, 0.3, -0.2, 0.1, 0.0, 0.2], rng)
+    prob = _honest_holdout(labels, fit, rng)
+    q = holdout_quarters(labels, fit, 0.5)
+    first = np.flatnonzero((labels == 2) & (q == 0))
+    z_at = {}
+    for k in range(len(first) + 1):  # lower the first quarter's probabilities until z sits between the lines
+        trial = prob.copy()
+        trial[first[:k]] = 0.01
+        z = class_contrast(labels, fit, trial, 0.5)[2]
+        z_at[k] = (z, trial)
+        if z <= holdout_lines(10)[1]:
+            break
+    z, trial = z_at[k]
+    poisoned_line, weak_line = holdout_lines(10)
+    assert poisoned_line < z <= weak_line
+    v = attack_verdict(Evidence(labels, 1, fit, 0.4, False, 0.3, holdout_prob=trial, classes=[f"c{i}" for i in range(10)]))
+    assert v.verdict == "inconclusive" and v.suspected == 2 and v.target_in_doubt
+    assert "--target c2" in v.reason and v.evidence == []
+
+
 def test_easy_groups_that_the_held_out_model_recognises_are_clean():
     rng = np.random.default_rng(4)
     labels = np.repeat(np.arange(10), 200)

@@ -30,8 +30,9 @@ Verdict: ``poisoned`` when the target's tail score ≥ POISONED_SCORE or some cl
 under its line; ``clean`` when the score is under CLEAN_SCORE and no held-out z is under the weak
 line; else ``inconclusive``. A tail score ≥ POISONED_SCORE measured against fewer than
 MIN_REFERENCE_CLASSES other classes is only ``inconclusive``. When the held-out check names a class
-other than the target the split used, that class is the ``suspected`` one and the list is drawn
-from it: the vote was wrong, and the user must be told to audit that class (``target_in_doubt``).
+other than the target the split used (over its poisoned or its inconclusive line, and the tail does
+not fire), that class is the ``suspected`` one and the list is drawn from it: the vote was wrong, and
+the user must be told to audit that class (``target_in_doubt``).
 
 The suspicious list (only when the verdict is not ``clean``) ranks the suspected class by trigger
 likeness: the logit fit rank about the class median, in units of an honest class's interquartile
@@ -143,10 +144,12 @@ class Verdict:
                     f"this. Inspect the {n} suspicious samples before trusting this data.")
         weak = x.get("holdout_weak_line", float("-inf"))
         if z <= weak:
+            elsewhere = (f" The run used {self.name(target)} as the target; run split again with --target "
+                         f"{self.name(low)}." if self.target_in_doubt else "")
             return (f"Weak evidence: the first-fitted samples of {self.name(low)} are predicted as {self.name(low)} "
                     f"less often than its other samples by a model trained without them (held-out z {z:.1f}; "
                     f"inconclusive under {weak:.1f}, poisoned under {line:.1f}). Inspect the {n} suspicious samples "
-                    "before trusting this data.")
+                    f"before trusting this data.{elsewhere}")
         return f"Weak evidence: {tail}. Inspect the {n} suspicious samples before trusting this data."
 
     def summary(self) -> VerdictSummary:
@@ -285,9 +288,9 @@ def attack_verdict(ev: Evidence) -> Verdict:
         verdict = "inconclusive"
     else:
         verdict = "clean"
-    # the class to list from: the target the split used, unless only the held-out check found poison,
-    # and in another class (the vote picked the wrong class)
-    in_doubt = not tail_hit and low_z <= line and contrast.get(t, 0.0) > line and low != t
+    # the class to list from: the target the split used, unless only the held-out check found poison
+    # (over its poisoned or its inconclusive line), and in another class: the vote picked the wrong class
+    in_doubt = not tail_hit and low_z <= weak_line and contrast.get(t, 0.0) > weak_line and low != t
     suspected = low if in_doubt else t
     in_s = labels == suspected
     n_s = int(in_s.sum())
