@@ -79,7 +79,7 @@ def tally(rows: list[dict], took_hold: float = 50.0) -> list[str]:
     """The verdict issue's counts over the judged runs."""
     clean = [r for r in rows if not r["poisoned"]]
     held = [r for r in rows if r["poisoned"] and r["asr"] is not None and r["asr"] >= took_hold]
-    found = [r for r in held if r["suspected"] == r["true_target"]]
+    found = [r for r in rows if r["poisoned"] and r["lga"] == r["true_target"]]  # the vote's pick was right
     wrong_vote = [r for r in rows if r["poisoned"] and r["lga"] != r["true_target"]]
     out = [f"clean runs: {len(clean)}; poisoned {sum(r['verdict'] == 'poisoned' for r in clean)}, "
            f"inconclusive {sum(r['verdict'] == 'inconclusive' for r in clean)}; wrong-target warning "
@@ -87,7 +87,7 @@ def tally(rows: list[dict], took_hold: float = 50.0) -> list[str]:
            f"attacks that took hold (no-defence ASR >= {took_hold:g} %): {len(held)}; called poisoned "
            f"{sum(r['verdict'] == 'poisoned' for r in held)}; with ASR >= 80 % missed "
            f"{sum(r['verdict'] != 'poisoned' for r in held if r['asr'] >= 80)}",
-           f"poisoned runs whose target was found: {len(found)}; warning fired {sum(r['warned'] for r in found)}",
+           f"poisoned runs whose target the vote found: {len(found)}; warning fired {sum(r['warned'] for r in found)}",
            f"poisoned runs where the vote was wrong: {len(wrong_vote)}; warning fired "
            f"{sum(r['warned'] for r in wrong_vote)}, naming the true target {sum(r['warned'] and r['suspected'] == r['true_target'] for r in wrong_vote)}"]
     return out
