@@ -52,7 +52,7 @@ def test_the_lines_follow_the_number_of_classes_tested():
     assert p10 == pytest.approx(-3.09, abs=0.01)  # Φ⁻¹(1 − 0.01 / 10)
 
 
-def test_a_wrong_first_pick_with_the_poison_in_another_class_is_poisoned_there():
+def test_a_wrong_first_pick_with_the_poison_in_another_class_is_flagged_there():
     """The vote picked class 1 (an easy class); the trigger sits in class 3, its samples fitted early
     but only moderately (a blended trigger: the tail alone stays under its line). The held-out model
     calls those samples what they depict, not 3."""
@@ -66,7 +66,7 @@ def test_a_wrong_first_pick_with_the_poison_in_another_class_is_poisoned_there()
     ev = Evidence(labels, 1, fit, vote_share=0.4, estimates_agree=False, loss_gap=0.3, second_likely=3,
                   holdout_prob=prob, holdout_share=0.5, classes=[f"c{i}" for i in range(10)])
     v = attack_verdict(ev)
-    assert v.verdict == "poisoned" and v.evidence == ["holdout"]
+    assert v.verdict == "inconclusive" and v.evidence == ["holdout"]  # the check alone: a gate fails on exit 6
     assert v.suspected == 3 and v.target_in_doubt and v.inputs["holdout_class"] == 3
     assert v.inputs["holdout_z"] <= v.inputs["holdout_line"]
     listed = np.flatnonzero(v.suspicious)
@@ -77,7 +77,7 @@ def test_a_wrong_first_pick_with_the_poison_in_another_class_is_poisoned_there()
     assert s.suspected == "c3" and s.target_in_doubt and s.evidence == ["holdout"]
     # the same evidence with the right pick: poisoned, and nothing in doubt
     right = attack_verdict(Evidence(labels, 3, fit, 0.4, False, 0.3, holdout_prob=prob, classes=ev.classes))
-    assert right.verdict == "poisoned" and right.suspected == 3 and not right.target_in_doubt
+    assert right.verdict == "inconclusive" and right.suspected == 3 and not right.target_in_doubt
 
 
 def test_weak_evidence_in_another_class_is_inconclusive_and_names_that_class():

@@ -26,9 +26,10 @@ is Bonferroni's: z below HOLDOUT_Z(K) = Φ⁻¹(1 − HOLDOUT_FAMILY_P / K) is `
 same line at HOLDOUT_FAMILY_P_WEAK is ``inconclusive``. The lines depend on the number of classes
 tested, not on the data's size or domain. Clean-label poison (SIG) is blind to it; the tail catches it.
 
-Verdict: ``poisoned`` when the target's tail score ≥ POISONED_SCORE or some class's held-out z is
-under its line; ``clean`` when the score is under CLEAN_SCORE and no held-out z is under the weak
-line; else ``inconclusive``. A tail score ≥ POISONED_SCORE measured against fewer than
+Verdict: ``poisoned`` when the target's tail score ≥ POISONED_SCORE; ``clean`` when the score is
+under CLEAN_SCORE and no held-out z is under the weak line; else ``inconclusive``. The held-out
+check alone never says ``poisoned``: on clean clothing photos one class's own look-alike group
+crossed its poisoned line, so with the check alone a gate fails on ``inconclusive`` (exit 6). A tail score ≥ POISONED_SCORE measured against fewer than
 MIN_REFERENCE_CLASSES other classes is only ``inconclusive``. When the held-out check names a class
 other than the target the split used (over its poisoned or its inconclusive line, and the tail does
 not fire), that class is the ``suspected`` one and the list is drawn from it: the vote was wrong, and
@@ -143,6 +144,12 @@ class Verdict:
                     f"of poisoned needs {MIN_REFERENCE_CLASSES}): one class's own easy sub-group can look like "
                     f"this. Inspect the {n} suspicious samples before trusting this data.")
         weak = x.get("holdout_weak_line", float("-inf"))
+        if z <= line:
+            elsewhere = (f" The run used {self.name(target)} as the target; run split again with --target "
+                         f"{self.name(low)}." if self.target_in_doubt else "")
+            return (f"Strong held-out evidence, no tail: {held}, as a trigger group's would be, but a class's own "
+                    f"look-alike group (a series of photos on one background) can do this too. Inspect the {n} "
+                    f"suspicious samples before trusting this data.{elsewhere}")
         if z <= weak:
             elsewhere = (f" The run used {self.name(target)} as the target; run split again with --target "
                          f"{self.name(low)}." if self.target_in_doubt else "")
@@ -282,7 +289,9 @@ def attack_verdict(ev: Evidence) -> Verdict:
     line, weak_line = holdout_lines(len(contrast))
     low = min(contrast, key=contrast.get) if contrast else -1  # the class the held-out check doubts most
     low_z = contrast.get(low, 0.0)
-    if tail_hit or low_z <= line:
+    # The check alone gives inconclusive, not poisoned: on clean clothing photos one class's own look-alike
+    # group crossed its poisoned line (z -4.4), as a trigger group does (docs/measurements/verdict-matrix.md)
+    if tail_hit:
         verdict = "poisoned"
     elif score >= CLEAN_SCORE or low_z <= weak_line:
         verdict = "inconclusive"
