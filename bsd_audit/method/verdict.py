@@ -125,15 +125,9 @@ class Verdict:
         held = (f"the first-fitted samples of {self.name(low)} are not predicted as {self.name(low)} by a model "
                 f"trained without them (held-out z {z:.1f}, poisoned under {line:.1f})")
         listed = f"{n} listed as suspicious"
-        if self.verdict == "poisoned":
-            if self.target_in_doubt:
-                return (f"{held}: their label comes from something only they share, as a trigger's does ({listed}). "
-                        f"The run used {self.name(target)} as the target; run split again with --target "
-                        f"{self.name(low)}.")
-            if "tail" in self.evidence:
-                extra = f"; and {held}" if "holdout" in self.evidence else ""
-                return f"{tail}: a group of its samples is fitted like a trigger shortcut{extra} ({listed})."
-            return f"{held}: their label comes from something only they share, as a trigger's does ({listed})."
+        if self.verdict == "poisoned":  # the tail decided it (the check alone gives inconclusive)
+            extra = f"; and {held}" if "holdout" in self.evidence else ""
+            return f"{tail}: a group of its samples is fitted like a trigger shortcut{extra} ({listed})."
         checked = (f"; every class's first-fitted samples are predicted as their label by a model trained without "
                    f"them (lowest held-out z {z:.1f}, poisoned under {line:.1f})" if x.get("holdout_tested") else "")
         if self.verdict == "clean":
