@@ -21,16 +21,17 @@ The held-out check (method/holdout.py) is the second line of evidence, and it re
 not only the vote's: per class, a Mann-Whitney z of the label probability its first-fitted quarter
 gets from a model trained without it, against the next quarter's. An honest class's easy samples
 are predicted at least as well as the rest (z about 0 or above); a dirty-label trigger group is
-predicted as the pictures it was made from (z far below 0). With K classes tested at once the line
-is Bonferroni's: z below HOLDOUT_Z(K) = Φ⁻¹(1 − HOLDOUT_FAMILY_P / K) is ``poisoned``, below the
-same line at HOLDOUT_FAMILY_P_WEAK is ``inconclusive``. The lines depend on the number of classes
-tested, not on the data's size or domain. Clean-label poison (SIG) is blind to it; the tail catches it.
+predicted as the pictures it was made from (z far below 0). With K classes tested at once the lines
+are Bonferroni's: Φ⁻¹(HOLDOUT_FAMILY_P / K) (the check's evidence counts as strong) and the same at
+HOLDOUT_FAMILY_P_WEAK (weak). The lines depend on the number of classes tested, not on the data's
+size or domain. Clean-label poison (SIG) is blind to it; the tail catches it.
 
 Verdict: ``poisoned`` when the target's tail score ≥ POISONED_SCORE; ``clean`` when the score is
 under CLEAN_SCORE and no held-out z is under the weak line; else ``inconclusive``. The held-out
 check alone never says ``poisoned``: on clean clothing photos one class's own look-alike group
-crossed its poisoned line, so with the check alone a gate fails on ``inconclusive`` (exit 6). A tail score ≥ POISONED_SCORE measured against fewer than
-MIN_REFERENCE_CLASSES other classes is only ``inconclusive``. When the held-out check names a class
+crossed its strong line, so with the check alone a gate fails on ``inconclusive`` (exit 6). A tail
+score ≥ POISONED_SCORE measured against fewer than MIN_REFERENCE_CLASSES other classes is only
+``inconclusive``. When the held-out check names a class
 other than the target the split used (over its poisoned or its inconclusive line, and the tail does
 not fire), that class is the ``suspected`` one and the list is drawn from it: the vote was wrong, and
 the user must be told to audit that class (``target_in_doubt``).
@@ -138,15 +139,13 @@ class Verdict:
                     f"of poisoned needs {MIN_REFERENCE_CLASSES}): one class's own easy sub-group can look like "
                     f"this. Inspect the {n} suspicious samples before trusting this data.")
         weak = x.get("holdout_weak_line", float("-inf"))
+        elsewhere = (f" The run used {self.name(target)} as the target; run split again with --target "
+                     f"{self.name(low)}." if self.target_in_doubt else "")
         if z <= line:
-            elsewhere = (f" The run used {self.name(target)} as the target; run split again with --target "
-                         f"{self.name(low)}." if self.target_in_doubt else "")
             return (f"Strong held-out evidence, no tail: {held}, as a trigger group's would be, but a class's own "
                     f"look-alike group (a series of photos on one background) can do this too. Inspect the {n} "
                     f"suspicious samples before trusting this data.{elsewhere}")
         if z <= weak:
-            elsewhere = (f" The run used {self.name(target)} as the target; run split again with --target "
-                         f"{self.name(low)}." if self.target_in_doubt else "")
             return (f"Weak evidence: the first-fitted samples of {self.name(low)} are predicted as {self.name(low)} "
                     f"less often than its other samples by a model trained without them (held-out z {z:.1f}; "
                     f"inconclusive under {weak:.1f}, poisoned under {line:.1f}). Inspect the {n} suspicious samples "
