@@ -3,17 +3,24 @@ detection"): the check alone, re-run at several epoch budgets on stored runs' wa
 
 For each run (a dataset and the evidence file `calibrate_verdict.py --evidence` saved for it), the check
 is trained at every ``--epochs`` value with the run's config; the table gives its wall time, the lowest
-class z (clean runs: how far the honest classes stay from the line) and the true target's z (poisoned
-runs: how far the trigger group falls under it), beside the poisoned line for that many classes:
+class z (clean runs: how far the honest classes stay from the line), the true target's z (poisoned
+runs: how far the trigger group falls under it), the strong line for that many classes, how surely the
+model calls the lowest class's unrecognised samples other classes, and the verdict the tool gives:
 
     python benchmarks/holdout_budget.py --epochs 5 10 15 25 \\
         --run runs/matrix2/m-blended20-3/train benchmarks/evidence/m-blended20-3-s0-detect.json.gz \\
         --run ../shared/data/clothing/train benchmarks/evidence/clean-clothing-s0-detect.json.gz
+
+``--update-evidence`` writes the check's output at the preset's epochs back into each evidence file, so
+that judge_evidence.py judges the run as the tool would (the check's model is seeded from the run's
+seed alone: the label probabilities it writes are the ones the run stored).
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
+import json
 import sys
 import time
 from pathlib import Path
@@ -25,10 +32,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bsd_audit.api import prepare  # noqa: E402
 from bsd_audit.config import resolve_config  # noqa: E402
 from bsd_audit.method.holdout import class_contrast, holdout_check  # noqa: E402
-from bsd_audit.method.verdict import holdout_lines  # noqa: E402
+from bsd_audit.method.verdict import attack_verdict, holdout_line  # noqa: E402
 from bsd_audit.training.progress import Progress  # noqa: E402
-from judge_evidence import load  # noqa: E402
+from calibrate_verdict import _listed  # noqa: E402
+from judge_evidence import evidence, load  # noqa: E402
 from tables import markdown_table  # noqa: E402
+
+
+def update_evidence(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        doc = json.load(fh)
+    doc["arrays"].update({k: _listed(v) for k, v in arrays.items()})
+    with gzip.open(path, "wt", encoding="utf-8") as fh:
+        json.dump(doc, fh, separators=(",", ":"))
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -36,10 +52,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--run", nargs=2, action="append", metavar=("DATA", "EVIDENCE"), required=True)
     ap.add_argument("--epochs", nargs="+", type=int, default=[5, 10, 15, 25])
     ap.add_argument("--preset", default="cpu")
+    ap.add_argument("--update-evidence", action="store_true",
+                    help="store the check at the preset's epochs in each evidence file")
     args = ap.parse_args(argv)
     rows = []
-    for data, evidence in args.run:
-        run = load(Path(evidence))
+    for data, evidence_file in args.run:
+        run = load(Path(evidence_file))
         truth = run["truth"].astype(bool)
         labels = run["labels"].astype(np.int64)
         true_t = int(np.bincount(labels[truth]).argmax()) if truth.any() else None
@@ -47,18 +65,23 @@ def main(argv: list[str] | None = None) -> list[dict]:
             cfg = resolve_config(args.preset, {"seed": int(run["seed"]), "holdout_epochs": epochs})
             rt, ds, norm = prepare(Path(data), cfg, Progress())
             if not np.array_equal(ds.labels.cpu().numpy(), labels):
-                raise SystemExit(f"{evidence} was not saved from {data}: the labels differ")
+                raise SystemExit(f"{evidence_file} was not saved from {data}: the labels differ")
             t0 = time.perf_counter()
-            prob = holdout_check(ds, norm, cfg, rt, run["fit_rank"].astype(np.float64))
+            prob, called, called_prob = holdout_check(ds, norm, cfg, rt, run["fit_rank"].astype(np.float64))
             wall = time.perf_counter() - t0
             z = class_contrast(labels, run["fit_rank"], prob, cfg.holdout_share)
             low = min(z, key=z.get)
-            row = {"run": Path(evidence).name.removesuffix(".json.gz"), "epochs": epochs, "check_s": round(wall, 1),
+            checked = {"holdout_prob": prob, "holdout_called": called, "holdout_called_prob": called_prob}
+            v = attack_verdict(evidence({**run, **checked}, int(run["target_used"])))
+            row = {"run": Path(evidence_file).name.removesuffix(".json.gz"), "epochs": epochs, "check_s": round(wall, 1),
                    "lowest_z": round(z[low], 2), "lowest_class": str(run["classes"][low]),
                    "true_target_z": None if true_t is None else round(z.get(true_t, float("nan")), 2),
-                   "line": round(holdout_lines(len(z))[0], 2)}
+                   "line": round(holdout_line(len(z)), 2),
+                   "called_as_sure": v.inputs["holdout_called_as_sure"], "verdict": v.verdict}
             rows.append(row)
             print(row, flush=True)
+            if args.update_evidence and epochs == resolve_config(args.preset).holdout_epochs:
+                update_evidence(Path(evidence_file), checked)
     print(markdown_table(rows))
     return rows
 

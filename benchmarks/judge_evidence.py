@@ -32,8 +32,8 @@ def load(path: Path) -> dict:
         doc = json.load(fh)
     run = {k: v for k, v in doc.items() if k != "arrays"}
     for k, v in doc["arrays"].items():
-        run[k] = np.array([np.nan if x is None else x for x in v]) if k not in ("labels", "truth", "clean", "main_pred") \
-            else np.asarray(v)
+        exact = k in ("labels", "truth", "clean", "main_pred", "holdout_called")
+        run[k] = np.asarray(v) if exact else np.array([np.nan if x is None else x for x in v])
     run["baseline_asr"] = np.nan if run["baseline_asr"] is None else run["baseline_asr"]
     return run
 
@@ -47,6 +47,7 @@ def evidence(run: dict, target: int) -> Evidence:
                     loss_gap=float(run["loss_gap"]), indicator=ind if np.isfinite(ind).all() else None,
                     second_likely=int(run["second_likely_target"]),
                     holdout_prob=None if prob is None else prob.astype(np.float64),
+                    holdout_called=run.get("holdout_called"), holdout_called_prob=run.get("holdout_called_prob"),
                     holdout_share=float(run.get("holdout_share", 0.5)), classes=[str(c) for c in run["classes"]])
 
 
@@ -65,7 +66,7 @@ def row_of(path: Path) -> dict:
         "lga": classes[lga], "second": classes[second], "verdict": v.verdict, "evidence": "+".join(v.evidence) or "-",
         "suspected": v.name(v.suspected), "warned": v.target_in_doubt, "score": round(v.score, 2),
         "holdout_z": round(x["holdout_z"], 2), "holdout_class": v.name(x["holdout_class"]) if x["holdout_tested"] else "-",
-        "line": round(x["holdout_line"], 2),
+        "line": round(x["holdout_line"], 2), "called_as_sure": round(x["holdout_called_as_sure"], 2),
         "true_target_z": "-" if true_t is None or x["holdout_class_z"][true_t] is None else round(x["holdout_class_z"][true_t], 2),
     }
     if truth.any():

@@ -287,6 +287,7 @@ def judge(est: TargetEstimate, labels: np.ndarray, target: int, indicator: np.nd
     return attack_verdict(Evidence(labels=labels, target=target, fit_rank=est.fit_rank, vote_share=est.confidence,
                                    estimates_agree=est.agree, loss_gap=est.loss_gap, indicator=indicator,
                                    second_likely=est.second_likely_target, holdout_prob=est.holdout_prob,
+                                   holdout_called=est.holdout_called, holdout_called_prob=est.holdout_called_prob,
                                    holdout_share=est.holdout_share, classes=classes))
 
 
@@ -362,7 +363,8 @@ def _warm_up(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, gen: 
     progress.finish()
     if cfg.holdout_epochs:
         progress.start("held-out check", cfg.holdout_epochs)
-    est.holdout_prob, est.holdout_share = holdout_check(ds, norm, cfg, rt, est.fit_rank, progress), cfg.holdout_share
+    est.holdout_prob, est.holdout_called, est.holdout_called_prob = holdout_check(ds, norm, cfg, rt, est.fit_rank, progress)
+    est.holdout_share = cfg.holdout_share
     if cfg.holdout_epochs:
         progress.finish()
     return est

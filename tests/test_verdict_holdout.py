@@ -1,7 +1,9 @@
 """The held-out check as verdict evidence (method/holdout.py, method/verdict.py), on hand-made evidence:
-a class whose first-fitted group is not predicted as its label by the held-out model is 'poisoned',
-whichever class the vote picked; easy groups predicted as their label are no evidence; the lines
-follow the number of classes tested."""
+a class whose first-fitted group the held-out model does not call its label, and calls the other
+classes as surely and as varied as their own pictures, is 'poisoned', whichever class the vote
+picked; a group it calls as one kind of picture (a class's own odd group) is no evidence, nor are
+easy groups predicted as their label; with too few classes to tell, a group under the line is
+'inconclusive'; the line follows the number of classes tested."""
 
 from __future__ import annotations
 
@@ -11,8 +13,8 @@ import torch
 
 from bsd_audit.api import prepare
 from bsd_audit.config import resolve_config
-from bsd_audit.method.holdout import class_contrast, holdout_check, holdout_quarters, mann_whitney_z
-from bsd_audit.method.verdict import Evidence, attack_verdict, holdout_lines
+from bsd_audit.method.holdout import called_as, class_contrast, holdout_check, holdout_quarters, mann_whitney_z
+from bsd_audit.method.verdict import Evidence, attack_verdict, holdout_line, trigger_like
 from bsd_audit.training.progress import Progress
 from conftest import TINY_OVERRIDES, make_tiny_poisoned
 
@@ -30,6 +32,23 @@ def _honest_holdout(labels, fit_rank, rng, share=0.5):
     return np.where(q >= 0, prob, np.nan)
 
 
+def _called(labels, prob, rng, sure=None, one_kind=None):
+    """The class the held-out model calls each held-out sample among the others, and its probability:
+    for an honest picture, a neighbour class (the next one) with a little of what its label did not
+    get; ``sure`` (a mask): a picture of any other class, called it about as surely as that class's
+    own pictures are; ``one_kind`` (a mask): one look-alike group, called the next class surely."""
+    k = labels.max() + 1
+    held = np.isfinite(prob)
+    called = np.where(held, (labels + 1) % k, -1)
+    called_prob = np.where(held, (1 - np.nan_to_num(prob)) * rng.uniform(0.2, 0.5, len(labels)), np.nan)
+    if sure is not None:
+        called[sure] = (labels[sure] + rng.integers(1, k, int(sure.sum()))) % k
+        called_prob[sure] = rng.uniform(0.3, 0.75, int(sure.sum()))
+    if one_kind is not None:
+        called_prob[one_kind] = rng.uniform(0.4, 0.8, int(one_kind.sum()))
+    return called, called_prob
+
+
 def test_quarters_hold_out_each_class_first_fitted_share():
     labels = np.repeat([0, 1], [8, 12])
     fit = np.r_[np.linspace(0, 1, 8), np.linspace(1, 0, 12)]
@@ -45,11 +64,9 @@ def test_mann_whitney_z_is_negative_when_the_first_sample_is_lower():
     assert abs(mann_whitney_z(np.ones(20), np.ones(20))) < 1e-9  # all tied: no evidence either way
 
 
-def test_the_lines_follow_the_number_of_classes_tested():
-    p10, w10 = holdout_lines(10)
-    p40, w40 = holdout_lines(40)
-    assert p40 < p10 < w10 < 0 and p40 < w40  # more classes tested: a lower z is needed
-    assert p10 == pytest.approx(-3.09, abs=0.01)  # Φ⁻¹(1 − 0.01 / 10)
+def test_the_line_follows_the_number_of_classes_tested():
+    assert holdout_line(40) < holdout_line(10) < holdout_line(2) < 0  # more classes tested: a lower z is needed
+    assert holdout_line(10) == pytest.approx(-2.58, abs=0.01)  # Φ⁻¹(1 − 0.05 / 10)
 
 
 def test_a_wrong_first_pick_with_the_poison_in_another_class_is_flagged_there():
@@ -63,12 +80,18 @@ def test_a_wrong_first_pick_with_the_poison_in_another_class_is_flagged_there():
     fit[poison] = 1 / (1 + np.exp(-rng.normal(-1.4, 0.5, len(poison))))
     prob = _honest_holdout(labels, fit, rng)
     prob[poison] = rng.uniform(0.0, 0.15, len(poison))  # foreign pictures: the label gets little
+    mask = np.zeros(len(labels), bool)
+    mask[poison] = True
+    called, called_prob = _called(labels, prob, rng, sure=mask)  # ... and the class they depict gets much
     ev = Evidence(labels, 1, fit, vote_share=0.4, estimates_agree=False, loss_gap=0.3, second_likely=3,
-                  holdout_prob=prob, holdout_share=0.5, classes=[f"c{i}" for i in range(10)])
+                  holdout_prob=prob, holdout_share=0.5, holdout_called=called, holdout_called_prob=called_prob,
+                  classes=[f"c{i}" for i in range(10)])
     v = attack_verdict(ev)
-    assert v.verdict == "inconclusive" and v.evidence == ["holdout"]  # the check alone: a gate fails on exit 6
+    assert v.verdict == "poisoned" and v.evidence == ["holdout"]
     assert v.suspected == 3 and v.target_in_doubt and v.inputs["holdout_class"] == 3
     assert v.inputs["holdout_z"] <= v.inputs["holdout_line"]
+    assert 0.35 < v.inputs["holdout_called_as_sure"] < 0.65  # honest pictures of other classes: about 0.5
+    assert v.inputs["holdout_called_spread"] > 0.85  # ... of all of them
     listed = np.flatnonzero(v.suspicious)
     assert (labels[listed] == 3).all()  # the list is drawn from the class the evidence names
     assert len(set(listed) & set(poison)) >= 0.8 * len(poison)
@@ -76,33 +99,53 @@ def test_a_wrong_first_pick_with_the_poison_in_another_class_is_flagged_there():
     s = v.summary()
     assert s.suspected == "c3" and s.target_in_doubt and s.evidence == ["holdout"]
     # the same evidence with the right pick: poisoned, and nothing in doubt
-    right = attack_verdict(Evidence(labels, 3, fit, 0.4, False, 0.3, holdout_prob=prob, classes=ev.classes))
-    assert right.verdict == "inconclusive" and right.suspected == 3 and not right.target_in_doubt
+    right = attack_verdict(Evidence(labels, 3, fit, 0.4, False, 0.3, holdout_prob=prob, holdout_called=called,
+                                    holdout_called_prob=called_prob, classes=ev.classes))
+    assert right.verdict == "poisoned" and right.suspected == 3 and not right.target_in_doubt
 
 
-def test_weak_evidence_in_another_class_is_inconclusive_and_names_that_class():
-    """A trigger learned late (Blended at a low blend): the check's z in the true class sits between its
-    inconclusive and poisoned lines. The verdict is inconclusive, and it points to that class, not the vote's."""
+@pytest.mark.parametrize("kind", ["unsure", "one kind"])
+def test_a_classs_own_odd_group_is_no_evidence(kind):
+    """A class's own odd group fitted first (hats on one background; deer on grass): the held-out model
+    does not call it by its label, and calls it either nothing with conviction or one neighbouring
+    class. Under the line, but not a trigger group of other classes' pictures: clean, the group named."""
     rng = np.random.default_rng(7)
     labels = np.repeat(np.arange(10), 250)
     fit = _ranks(labels, [0.0, -0.6, 0.2, 0.1, 0.0, 0.3, -0.2, 0.1, 0.0, 0.2], rng)
     prob = _honest_holdout(labels, fit, rng)
     q = holdout_quarters(labels, fit, 0.5)
-    first = np.flatnonzero((labels == 2) & (q == 0))
-    z_at = {}
-    for k in range(len(first) + 1):  # lower the first quarter's probabilities until z sits between the lines
-        trial = prob.copy()
-        trial[first[:k]] = 0.01
-        z = class_contrast(labels, fit, trial, 0.5)[2]
-        z_at[k] = (z, trial)
-        if z <= holdout_lines(10)[1]:
-            break
-    z, trial = z_at[k]
-    poisoned_line, weak_line = holdout_lines(10)
-    assert poisoned_line < z <= weak_line
-    v = attack_verdict(Evidence(labels, 1, fit, 0.4, False, 0.3, holdout_prob=trial, classes=[f"c{i}" for i in range(10)]))
-    assert v.verdict == "inconclusive" and v.suspected == 2 and v.target_in_doubt
-    assert "--target c2" in v.reason and v.evidence == []
+    odd = np.flatnonzero((labels == 2) & (q == 0))[:40]
+    prob[odd] = rng.uniform(0.02, 0.15, len(odd))
+    mask = np.zeros(len(labels), bool)
+    mask[odd] = True
+    called, called_prob = _called(labels, prob, rng, one_kind=mask if kind == "one kind" else None)
+    profile = called_as(labels, fit, prob, called, called_prob, 0.5)[2]
+    assert not trigger_like(profile)
+    assert (profile.spread < 0.5) if kind == "one kind" else (profile.sure < 0.25)
+    v = attack_verdict(Evidence(labels, 1, fit, 0.4, False, 0.3, holdout_prob=prob, holdout_called=called,
+                                holdout_called_prob=called_prob, classes=[f"c{i}" for i in range(10)]))
+    assert v.inputs["holdout_z"] <= v.inputs["holdout_line"] and v.inputs["holdout_class"] == 2
+    assert v.verdict == "clean" and v.evidence == [] and not v.target_in_doubt and v.suspected == 1
+    assert v.inputs["holdout_odd_groups"] == [2] and "odd group" in v.reason and "c2" in v.reason
+
+
+def test_with_too_few_classes_a_group_under_the_line_is_inconclusive():
+    """Three classes: a trigger group could come from two others only, so how it is called cannot tell it
+    from an odd group. The verdict asks, and names the class."""
+    rng = np.random.default_rng(9)
+    labels = np.repeat(np.arange(3), 400)
+    fit = _ranks(labels, [0.0, 0.2, -0.1], rng)
+    prob = _honest_holdout(labels, fit, rng)
+    q = holdout_quarters(labels, fit, 0.5)
+    group = np.flatnonzero((labels == 2) & (q == 0))[:60]
+    prob[group] = rng.uniform(0.02, 0.15, len(group))
+    mask = np.zeros(len(labels), bool)
+    mask[group] = True
+    called, called_prob = _called(labels, prob, rng, sure=mask)
+    v = attack_verdict(Evidence(labels, 0, fit, 0.4, False, 0.3, holdout_prob=prob, holdout_called=called,
+                                holdout_called_prob=called_prob, classes=["a", "b", "c"]))
+    assert v.inputs["holdout_z"] <= v.inputs["holdout_line"]
+    assert v.verdict == "inconclusive" and v.suspected == 2 and v.target_in_doubt and "--target c" in v.reason
 
 
 def test_easy_groups_that_the_held_out_model_recognises_are_clean():
@@ -111,7 +154,7 @@ def test_easy_groups_that_the_held_out_model_recognises_are_clean():
     fit = _ranks(labels, [0.0, -0.8, 0.3, -0.5, 0.5, 0.1, 0.0, 0.2, -0.1, 0.3], rng)
     v = attack_verdict(Evidence(labels, 1, fit, 0.5, False, 0.3, holdout_prob=_honest_holdout(labels, fit, rng)))
     assert v.verdict == "clean" and v.evidence == [] and not v.target_in_doubt
-    assert v.inputs["holdout_tested"] == 10 and v.inputs["holdout_z"] > v.inputs["holdout_weak_line"]
+    assert v.inputs["holdout_tested"] == 10 and v.inputs["holdout_z"] > v.inputs["holdout_line"]
     assert not v.suspicious.any()
 
 
@@ -142,10 +185,14 @@ def test_the_check_leaves_the_splits_generators_as_it_found_them(tmp_path):
     fit = np.random.default_rng(0).uniform(size=len(ds))
     torch.manual_seed(11)
     before = torch.random.get_rng_state()
-    first = holdout_check(ds, norm, cfg, rt, fit)
+    first, called, called_prob = holdout_check(ds, norm, cfg, rt, fit)
     assert torch.equal(torch.random.get_rng_state(), before)
     again = holdout_check(ds, norm, cfg, rt, fit)
-    np.testing.assert_array_equal(first, again)  # deterministic for the same data, config and seed
+    np.testing.assert_array_equal(first, again[0])  # deterministic for the same data, config and seed
+    np.testing.assert_array_equal(called, again[1])
     held = holdout_quarters(ds.labels.numpy(), fit, cfg.holdout_share) >= 0
     assert np.isfinite(first[held]).all() and np.isnan(first[~held]).all()
     assert ((first[held] >= 0) & (first[held] <= 1)).all()
+    labels = ds.labels.numpy()
+    assert (called[held] != labels[held]).all() and (called[held] >= 0).all() and (called[~held] == -1).all()
+    assert (called_prob[held] <= 1 - first[held] + 1e-6).all()  # the others share what the label did not get

@@ -47,6 +47,8 @@ def write_estimate(f: h5py.File, est: TargetEstimate, classes: list[str], used: 
     s.create_dataset("als", data=est.sce)
     s.create_dataset("fit_rank", data=est.fit_rank)
     s.create_dataset("holdout_prob", data=est.holdout_prob).attrs["share"] = est.holdout_share
+    s.create_dataset("holdout_called", data=est.holdout_called)
+    s.create_dataset("holdout_called_prob", data=est.holdout_called_prob)
     s.create_dataset("suspicion", data=verdict.suspicion)
     v = f.create_group("verdict")
     v.attrs.update({"verdict": verdict.verdict, "attack_present": verdict.verdict == "poisoned",
@@ -66,6 +68,7 @@ def read_estimate(f: h5py.File) -> TargetEstimate:
         second_likely_target=int(t.attrs["second_likely_target"]), ce=f["scores/lga_ce"][()],
         sce=f["scores/als"][()], fit_rank=f["scores/fit_rank"][()], history=list(t["warmup_objective"][()]),
         holdout_prob=f["scores/holdout_prob"][()], holdout_share=float(f["scores/holdout_prob"].attrs["share"]),
+        holdout_called=f["scores/holdout_called"][()], holdout_called_prob=f["scores/holdout_called_prob"][()],
     )
 
 
@@ -114,6 +117,8 @@ def read_evidence(path: Path) -> Evidence:
                         estimates_agree=bool(t.attrs["agree"]), loss_gap=float(t.attrs["loss_gap"]),
                         indicator=indicator, second_likely=int(t.attrs["second_likely_target"]),
                         holdout_prob=f["scores/holdout_prob"][()],
+                        holdout_called=f["scores/holdout_called"][()],
+                        holdout_called_prob=f["scores/holdout_called_prob"][()],
                         holdout_share=float(f["scores/holdout_prob"].attrs["share"]))
 
 

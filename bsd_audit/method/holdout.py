@@ -26,6 +26,7 @@ leaves every generator the split uses as it found it, so a split with or without
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -53,12 +54,14 @@ def holdout_quarters(labels: np.ndarray, fit_rank: np.ndarray, share: float) -> 
 
 
 def holdout_check(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, fit_rank: np.ndarray,
-                  progress=None) -> np.ndarray:
-    """Per sample, the held-out model's probability of its label: NaN on the samples it trained on."""
+                  progress=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per sample, from the held-out model: the probability of its label, the class it calls the sample
+    among the others (-1 on the samples it trained on) and that class's probability (NaN where it trained)."""
     labels = ds.labels.cpu().numpy()
     prob = np.full(len(labels), np.nan)
+    called, called_prob = np.full(len(labels), -1, dtype=np.int64), np.full(len(labels), np.nan)
     if not cfg.holdout_epochs:
-        return prob
+        return prob, called, called_prob
     quarter = holdout_quarters(labels, fit_rank, cfg.holdout_share)
     seed = int(np.random.SeedSequence([cfg.seed, 0x401D]).generate_state(1)[0])
     with torch.random.fork_rng(devices=[]):
@@ -77,8 +80,12 @@ def holdout_check(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, 
     if len(held_idx):
         logits = predict(model, ds, norm, rt, cfg.eval_batch_size, torch.as_tensor(held_idx, device=rt.device))
         p = torch.softmax(logits, dim=1).cpu().numpy()
-        prob[held_idx] = p[np.arange(len(held_idx)), labels[held_idx]]
-    return prob
+        rows = np.arange(len(held_idx))
+        prob[held_idx] = p[rows, labels[held_idx]]
+        p[rows, labels[held_idx]] = -1.0  # the best class among the others
+        called[held_idx] = p.argmax(axis=1)
+        called_prob[held_idx] = p[rows, called[held_idx]]
+    return prob, called, called_prob
 
 
 def midranks(values: np.ndarray) -> np.ndarray:
@@ -113,3 +120,50 @@ def class_contrast(labels: np.ndarray, fit_rank: np.ndarray, label_prob: np.ndar
         if len(first) >= MIN_QUARTER and len(second) >= MIN_QUARTER and np.isfinite(first).all() and np.isfinite(second).all():
             z[int(c)] = mann_whitney_z(first, second)
     return z
+
+
+class CalledAs(NamedTuple):
+    """What the held-out model calls a class's unrecognised first-fitted samples (those whose label
+    probability is under the next quarter's median), among the other classes."""
+
+    sure: float  # median share of the called class's own held-out pictures that it calls less surely
+    spread: float  # entropy of the called classes over the entropy of the other classes' sizes
+    others: int  # the other classes there are to call
+
+
+def called_as(labels: np.ndarray, fit_rank: np.ndarray, label_prob: np.ndarray | None, called: np.ndarray | None,
+              called_prob: np.ndarray | None, share: float) -> dict[int, CalledAs]:
+    """Per tested class, how the held-out model calls its unrecognised first-fitted samples.
+
+    A dirty-label trigger group is honest pictures of the other classes, drawn from all of them: the
+    model calls each what it depicts, about as surely as that class's own held-out pictures (``sure``
+    about 0.5: the median picture's), and the called classes spread like the classes' sizes
+    (``spread`` about 1). A class's own odd group is one kind of picture: called one or two
+    neighbouring classes (clean CIFAR deer on grass: spread 0.37), or nothing with conviction (clean
+    clothing's hats on one background: sure 0.08)."""
+    if label_prob is None or called is None or called_prob is None or not np.isfinite(label_prob).any():
+        return {}
+    quarter = holdout_quarters(labels, fit_rank, share)
+    classes = np.unique(labels)
+    sizes = np.bincount(labels, minlength=int(classes.max()) + 1).astype(np.float64)
+    reference = {int(c): np.sort(label_prob[(labels == c) & (quarter == 1)]) for c in classes}
+    out = {}
+    for c in classes:
+        second = label_prob[(labels == c) & (quarter == 1)]
+        first = np.flatnonzero((labels == c) & (quarter == 0))
+        if len(first) < MIN_QUARTER or len(second) < MIN_QUARTER:
+            continue
+        unrecognised = first[label_prob[first] < np.median(second)]
+        shares = [np.searchsorted(reference[int(called[i])], called_prob[i]) / len(reference[int(called[i])])
+                  for i in unrecognised if len(reference.get(int(called[i]), ())) >= MIN_QUARTER]
+        other_sizes = np.delete(sizes, c)
+        h_sizes = _entropy(other_sizes[other_sizes > 0])
+        h_called = _entropy(np.bincount(called[unrecognised], minlength=len(sizes)).astype(np.float64))
+        out[int(c)] = CalledAs(float(np.median(shares)) if shares else 0.0,
+                               h_called / h_sizes if h_sizes > 0 else 0.0, int((other_sizes > 0).sum()))
+    return out
+
+
+def _entropy(weights: np.ndarray) -> float:
+    p = weights[weights > 0] / weights.sum() if weights.sum() > 0 else np.zeros(0)
+    return float(-(p * np.log(p)).sum())

@@ -48,6 +48,8 @@ class TargetEstimate:
     # the held-out check's label probability per sample (NaN where its model trained), and the share of
     # each class it held out (method/holdout.py)
     holdout_prob: np.ndarray | None = None
+    holdout_called: np.ndarray | None = None  # the class it calls each held-out sample among the others (-1: trained on)
+    holdout_called_prob: np.ndarray | None = None  # that class's probability
     holdout_share: float = 0.5
     altruistic_state: dict = field(default_factory=dict)  # weights of g_φ after warm-up
     optimizer_state: dict = field(default_factory=dict)
@@ -188,6 +190,7 @@ def detect_target(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, 
         isolated_loss_mean=float(ce[isolated].mean()), loss_median=float(np.median(ce)),
         second_likely_per_epoch=seconds, second_likely_target=majority(seconds, C), ce=ce, sce=sce, fit_rank=fit_rank,
         holdout_prob=np.full(N, np.nan),  # filled by the held-out check (method/holdout.py) when it runs
+        holdout_called=np.full(N, -1, dtype=np.int64), holdout_called_prob=np.full(N, np.nan),
         altruistic_state={k: v.detach().clone() for k, v in model.state_dict().items()},
         optimizer_state=opt.state_dict(), history=history,
     )

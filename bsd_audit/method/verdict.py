@@ -21,20 +21,22 @@ The held-out check (method/holdout.py) is the second line of evidence, and it re
 not only the vote's: per class, a Mann-Whitney z of the label probability its first-fitted quarter
 gets from a model trained without it, against the next quarter's. An honest class's easy samples
 are predicted at least as well as the rest (z about 0 or above); a dirty-label trigger group is
-predicted as the pictures it was made from (z far below 0). With K classes tested at once the lines
-are Bonferroni's: Φ⁻¹(HOLDOUT_FAMILY_P / K) (the check's evidence counts as strong) and the same at
-HOLDOUT_FAMILY_P_WEAK (weak). The lines depend on the number of classes tested, not on the data's
-size or domain. Clean-label poison (SIG) is blind to it; the tail catches it.
+predicted as the pictures it was made from (z far below 0). With K classes tested at once the line
+is Bonferroni's, Φ⁻¹(HOLDOUT_FAMILY_P / K): it depends on the number of classes tested, not on the
+data's size or domain. A class's own odd group can fall under it too (clean clothing photos: the
+hats fitted first, on one background, reached z −4.4). The two differ in how surely the model calls
+the group something else: a trigger group is honest pictures of other classes, called them about as
+surely as those classes' own held-out pictures (``called_as_sure`` about 0.5); the odd hats were
+called other classes at 0.09. So the check's evidence is a class under the line *and* called as
+sure (≥ CALLED_AS_SURE). Clean-label poison (SIG) is blind to it; the tail catches it.
 
-Verdict: ``poisoned`` when the target's tail score ≥ POISONED_SCORE; ``clean`` when the score is
-under CLEAN_SCORE and no held-out z is under the weak line; else ``inconclusive``. The held-out
-check alone never says ``poisoned``: on clean clothing photos one class's own look-alike group
-crossed its strong line, so with the check alone a gate fails on ``inconclusive`` (exit 6). A tail
-score ≥ POISONED_SCORE measured against fewer than MIN_REFERENCE_CLASSES other classes is only
-``inconclusive``. When the held-out check names a class
-other than the target the split used (over its poisoned or its inconclusive line, and the tail does
-not fire), that class is the ``suspected`` one and the list is drawn from it: the vote was wrong, and
-the user must be told to audit that class (``target_in_doubt``).
+Verdict: ``poisoned`` when the target's tail score ≥ POISONED_SCORE or the held-out check's evidence
+holds for some class; ``clean`` when the score is under CLEAN_SCORE and no class is under the
+held-out line; else ``inconclusive``. A tail score ≥ POISONED_SCORE measured against fewer than
+MIN_REFERENCE_CLASSES other classes is only ``inconclusive``. When the held-out check names a class
+other than the target the split used (under its line, and the tail does not fire), that class is the
+``suspected`` one and the list is drawn from it: the vote was wrong, and the user must be told to
+audit that class (``target_in_doubt``).
 
 The suspicious list (only when the verdict is not ``clean``) ranks the suspected class by trigger
 likeness: the logit fit rank about the class median, in units of an honest class's interquartile
@@ -48,7 +50,7 @@ INDICATOR_WEIGHT times I's robust z within the class is added, the honest spread
 sum in the other classes, and the final list is the anchored rule alone. Blended poison is fitted
 later in the warm-up than a patch: I lifts its ranking from 0.76-0.80 to 0.90-0.95 precision at
 90 % recall (docs/decisions/0010-verdict-score.md). When the held-out check saw the class's first
-group as foreign (its z under the inconclusive line), HOLDOUT_WEIGHT times the robust z of the held-out
+group as foreign (its z under the line), HOLDOUT_WEIGHT times the robust z of the held-out
 log label probability is added too: on BadNets 3x3 at 5 % it lifts the warm-up list's ranking from
 0.74 to 0.97 precision at 90 % recall (docs/decisions/0027-held-out-check.md). Classes under
 MIN_REFERENCE_SIZE samples serve as no yardstick. Thresholds were calibrated with
@@ -62,7 +64,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-from .holdout import class_contrast
+from .holdout import CalledAs, called_as, class_contrast
 
 POISONED_SCORE = 2.3
 CLEAN_SCORE = 2.0
@@ -73,8 +75,10 @@ TAIL_QUANTILE = 0.05
 TAIL_ANCHORS = (0.5, 0.75, 0.9)  # where the tail's width is measured from (0.5 = the lower spread)
 MIN_REFERENCE_CLASSES = 4  # fewer honest classes to compare with: a high score is only "inconclusive"
 MIN_REFERENCE_SIZE = 10  # a smaller class has no 5 % quantile to speak of: it is no yardstick
-HOLDOUT_FAMILY_P = 0.01  # chance that some honest class of K crosses the poisoned line (Bonferroni)
-HOLDOUT_FAMILY_P_WEAK = 0.05  # the same for the inconclusive line
+HOLDOUT_FAMILY_P = 0.05  # chance that some honest class of K falls under the held-out line (Bonferroni)
+CALLED_AS_SURE = 0.25  # a trigger group is called other classes about as surely as their own pictures (0.5)
+CALLED_SPREAD = 0.7  # ... and the called classes spread like the classes' sizes (1)
+MIN_OTHER_CLASSES = 3  # fewer classes to call: a group's spread says nothing
 HOLDOUT_WEIGHT = 1.0  # the held-out label probability beside the fit rank in the list, when the check names the class
 
 
@@ -90,6 +94,8 @@ class Evidence:
     second_likely: int | None = None  # the second-likely estimate ỹ_t' (reported beside the evidence)
     holdout_prob: np.ndarray | None = None  # the held-out check's label probability (NaN where it trained)
     holdout_share: float = 0.5  # the share of each class the check held out
+    holdout_called: np.ndarray | None = None  # the class the held-out model calls each sample among the others
+    holdout_called_prob: np.ndarray | None = None  # and that class's probability
     classes: list[str] | None = None  # class names, for the reason's sentence
 
 
@@ -113,7 +119,8 @@ class Verdict:
         out = []
         if self.score >= POISONED_SCORE and self.inputs.get("reference_classes", 0) >= MIN_REFERENCE_CLASSES:
             out.append("tail")
-        if self.inputs.get("holdout_z", 0.0) <= self.inputs.get("holdout_line", float("-inf")):
+        if (self.inputs.get("holdout_z", 0.0) <= self.inputs.get("holdout_line", float("-inf"))
+                and self.inputs.get("holdout_trigger_like", False)):
             out.append("holdout")
         return out
 
@@ -124,13 +131,29 @@ class Verdict:
         tail = f"{self.name(target)}'s lower tail of fit ranks reaches {self.score:.1f}x as far as an honest class's"
         low, z, line = x.get("holdout_class", -1), x.get("holdout_z", 0.0), x.get("holdout_line", 0.0)
         held = (f"the first-fitted samples of {self.name(low)} are not predicted as {self.name(low)} by a model "
-                f"trained without them (held-out z {z:.1f}, poisoned under {line:.1f})")
+                f"trained without them (held-out z {z:.1f}, line {line:.1f})")
+        sure, spread = x.get("holdout_called_as_sure"), x.get("holdout_called_spread")
+        profile = "" if sure is None else f" (sure {sure:.2f}, spread {spread:.2f})"
         listed = f"{n} listed as suspicious"
-        if self.verdict == "poisoned":  # the tail decided it (the check alone gives inconclusive)
+        elsewhere = (f" The run used {self.name(target)} as the target; run split again with --target "
+                     f"{self.name(low)}." if self.target_in_doubt else "")
+        if self.verdict == "poisoned" and "tail" in self.evidence:
             extra = f"; and {held}" if "holdout" in self.evidence else ""
             return f"{tail}: a group of its samples is fitted like a trigger shortcut{extra} ({listed})."
+        if self.verdict == "poisoned":
+            return (f"{held[0].upper()}{held[1:]}; it calls them what pictures of the other classes are called, as "
+                    f"surely and as varied{profile}: their label comes from something no honest picture of "
+                    f"{self.name(low)} carries, as a trigger's does ({listed}).{elsewhere}")
+        odd = x.get("holdout_odd_groups") or []
+        if odd:
+            names = ", ".join(self.name(c) for c in odd)
+            odd_note = (f"; a group fitted first in {names} is not predicted as its label by a model trained "
+                        f"without it, but is called as one kind of picture, a class's own odd group, not a "
+                        f"trigger group of other classes' pictures")
+        else:
+            odd_note = ""
         checked = (f"; every class's first-fitted samples are predicted as their label by a model trained without "
-                   f"them (lowest held-out z {z:.1f}, poisoned under {line:.1f})" if x.get("holdout_tested") else "")
+                   f"them (lowest held-out z {z:.1f}, line {line:.1f})" if x.get("holdout_tested") and not odd else odd_note)
         if self.verdict == "clean":
             return f"No class stands out: {tail} (poisoned from {POISONED_SCORE:g}x){checked}."
         if self.score >= POISONED_SCORE and x.get("reference_classes", 0) < MIN_REFERENCE_CLASSES:
@@ -138,19 +161,11 @@ class Verdict:
             return (f"{tail}, but only {refs} other class{'es' if refs != 1 else ''} to compare with (a verdict "
                     f"of poisoned needs {MIN_REFERENCE_CLASSES}): one class's own easy sub-group can look like "
                     f"this. Inspect the {n} suspicious samples before trusting this data.")
-        weak = x.get("holdout_weak_line", float("-inf"))
-        elsewhere = (f" The run used {self.name(target)} as the target; run split again with --target "
-                     f"{self.name(low)}." if self.target_in_doubt else "")
         if z <= line:
-            return (f"Strong held-out evidence, no tail: {held}, as a trigger group's would be, but a class's own "
-                    f"look-alike group (a series of photos on one background) can do this too. Inspect the {n} "
-                    f"suspicious samples before trusting this data.{elsewhere}")
-        if z <= weak:
-            return (f"Weak evidence: the first-fitted samples of {self.name(low)} are predicted as {self.name(low)} "
-                    f"less often than its other samples by a model trained without them (held-out z {z:.1f}; "
-                    f"inconclusive under {weak:.1f}, poisoned under {line:.1f}). Inspect the {n} suspicious samples "
-                    f"before trusting this data.{elsewhere}")
-        return f"Weak evidence: {tail}. Inspect the {n} suspicious samples before trusting this data."
+            return (f"Held-out evidence, no tail: {held}, but with {x.get('holdout_tested', 0)} classes there are too "
+                    f"few others to tell a trigger group of their pictures from a class's own odd group. Inspect the "
+                    f"{n} suspicious samples before trusting this data.{elsewhere}")
+        return f"Weak evidence: {tail}{odd_note}. Inspect the {n} suspicious samples before trusting this data."
 
     def summary(self) -> VerdictSummary:
         """The view printed by the commands and stored in their JSON summaries."""
@@ -254,11 +269,16 @@ def tail_ratios(groups: dict[int, np.ndarray], t: int) -> dict[float, float]:
     return ratios
 
 
-def holdout_lines(tested: int) -> tuple[float, float]:
-    """The held-out z under which a verdict is ``poisoned`` and ``inconclusive``, with ``tested``
-    classes read at once (Bonferroni over the classes; the z is a one-sided normal score)."""
-    k = max(tested, 1)
-    return (-NormalDist().inv_cdf(1 - HOLDOUT_FAMILY_P / k), -NormalDist().inv_cdf(1 - HOLDOUT_FAMILY_P_WEAK / k))
+def holdout_line(tested: int) -> float:
+    """The held-out z under which a class's first-fitted group is not explained by its content, with
+    ``tested`` classes read at once (Bonferroni over the classes; the z is a one-sided normal score)."""
+    return -NormalDist().inv_cdf(1 - HOLDOUT_FAMILY_P / max(tested, 1))
+
+
+def trigger_like(c: CalledAs) -> bool:
+    """The held-out model calls the group as it would honest pictures of the other classes: as surely
+    as their own, and spread over them (method/holdout.py, ``called_as``)."""
+    return c.others >= MIN_OTHER_CLASSES and c.sure >= CALLED_AS_SURE and c.spread >= CALLED_SPREAD
 
 
 def attack_verdict(ev: Evidence) -> Verdict:
@@ -279,20 +299,29 @@ def attack_verdict(ev: Evidence) -> Verdict:
     # one class's own easy sub-group can pass the tail line when the yardstick is one to three classes:
     # a clean 4-class set (80 per class) scored 2.67 on a real group of easy trucks (docs/decisions/0010-verdict-score.md)
     contrast = class_contrast(labels, ev.fit_rank, ev.holdout_prob, ev.holdout_share)
-    line, weak_line = holdout_lines(len(contrast))
-    low = min(contrast, key=contrast.get) if contrast else -1  # the class the held-out check doubts most
+    called = called_as(labels, ev.fit_rank, ev.holdout_prob, ev.holdout_called, ev.holdout_called_prob,
+                       ev.holdout_share)
+    line = holdout_line(len(contrast))
+    # A class under the line holds a group its content does not explain. It is a trigger group's when
+    # the model calls the group as it would honest pictures of the other classes (trigger_like); a
+    # class's own odd group is called as one kind of picture: clean clothing's hats (z -4.4) and clean
+    # CIFAR-10 deer (z -3.9) (docs/decisions/0027-held-out-check.md). With too few classes to tell, the
+    # group stays a question.
+    foreign = {c: z for c, z in contrast.items() if z <= line}
+    hits = {c: z for c, z in foreign.items() if c in called and trigger_like(called[c])}
+    undecided = {c: z for c, z in foreign.items() if c not in called or called[c].others < MIN_OTHER_CLASSES}
+    doubted = hits or undecided or contrast
+    low = min(doubted, key=doubted.get) if doubted else -1  # the class the held-out check doubts most
     low_z = contrast.get(low, 0.0)
-    # The check alone gives inconclusive, not poisoned: on clean clothing photos one class's own look-alike
-    # group crossed its poisoned line (z -4.4), as a trigger group does (docs/measurements/verdict-matrix.md)
-    if tail_hit:
+    if tail_hit or hits:
         verdict = "poisoned"
-    elif score >= CLEAN_SCORE or low_z <= weak_line:
+    elif score >= CLEAN_SCORE or undecided:
         verdict = "inconclusive"
     else:
         verdict = "clean"
-    # the class to list from: the target the split used, unless only the held-out check found poison
-    # (over its poisoned or its inconclusive line), and in another class: the vote picked the wrong class
-    in_doubt = not tail_hit and low_z <= weak_line and contrast.get(t, 0.0) > weak_line and low != t
+    # the class to list from: the target the split used, unless only the held-out check found a class
+    # that may hold a trigger group, and another class: the vote picked the wrong class
+    in_doubt = not tail_hit and low in {**hits, **undecided} and low != t and t not in hits
     suspected = low if in_doubt else t
     in_s = labels == suspected
     n_s = int(in_s.sum())
@@ -307,7 +336,7 @@ def attack_verdict(ev: Evidence) -> Verdict:
     scale = iqr if iqr > 0 else 1.0
     # the held-out probability joins the list when the check itself saw the class's first group as foreign
     # (clean-label poison is predicted as its label: there it would only blur the fit rank)
-    hold = ev.holdout_prob if contrast.get(suspected, 0.0) <= weak_line else None
+    hold = ev.holdout_prob if suspected in hits or suspected in undecided else None
     like = {c: trigger_likeness(g, scale, None if ind is None else ind[labels == c],
                                 None if hold is None else hold[labels == c]) for c, g in groups.items()}
     like_honest = float(np.median([lower_spread(like[c]) for c in refs_s] or [0.0]))
@@ -336,7 +365,11 @@ def attack_verdict(ev: Evidence) -> Verdict:
         "score_by_anchor": {f"q{round(a * 100)}": round(r, 4) for a, r in ratios.items()},
         "class_scores": [class_scores.get(c, 0.0) for c in range(n_classes)],
         "holdout_z": round(low_z, 4), "holdout_class": low, "holdout_line": round(line, 4),
-        "holdout_weak_line": round(weak_line, 4), "holdout_tested": len(contrast),
+        "holdout_tested": len(contrast),
+        "holdout_called_as_sure": round(called[low].sure, 4) if low in called else None,
+        "holdout_called_spread": round(called[low].spread, 4) if low in called else None,
+        "called_as_sure_line": CALLED_AS_SURE, "called_spread_line": CALLED_SPREAD,
+        "holdout_trigger_like": low in hits, "holdout_odd_groups": sorted(set(foreign) - set(hits) - set(undecided)),
         "holdout_class_z": [round(contrast[c], 4) if c in contrast else None for c in range(n_classes)],
         "target": t, "suspected_class": suspected, "target_in_doubt": in_doubt,
         "vote_share": round(float(ev.vote_share), 4), "estimates_agree": bool(ev.estimates_agree),

@@ -20,6 +20,7 @@ from ..artifacts.text import atomic_write_text
 from .export import check_top
 from .images import check_data_root, data_uri, thumbnail_png
 from .ranking import RankedTable, Row, rank_samples
+from .tables import called_profile
 from .svg import Series, histogram_svg, pool_bars_svg
 from .headline import headline_of
 
@@ -75,7 +76,7 @@ def _evidence_facts(data: SplitArtifact) -> list[tuple[str, str]]:
     if x.get("holdout_tested"):
         low = data.classes[x["holdout_class"]]
         out.append(("held-out check", f"lowest z {x['holdout_z']:+.1f} in {low} of {x['holdout_tested']} classes "
-                                      f"(poisoned under {x['holdout_line']:.1f})"))
+                                      f"(line {x['holdout_line']:.1f}){called_profile(x)}"))
     return out
 
 

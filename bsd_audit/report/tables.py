@@ -17,6 +17,15 @@ def class_evidence(s: dict, name: str) -> str:
             f"held-out z {'-' if z is None else format(z, '+.1f')}")
 
 
+def called_profile(x: dict) -> str:
+    """How the held-out model calls the doubted class's unrecognised samples, as the verdict inputs hold it."""
+    if x.get("holdout_called_as_sure") is None:
+        return ""
+    return (f"; called other classes with sureness {x['holdout_called_as_sure']:.2f} and spread "
+            f"{x['holdout_called_spread']:.2f} (a trigger group's: from {x['called_as_sure_line']:g} and "
+            f"{x['called_spread_line']:g})")
+
+
 def target_table(s: dict) -> Table:
     t = Table(title="Target label", show_header=False)
     t.add_row("target used", f"[bold]{escape(s['target_name'])}[/bold] ({s['source']})")
@@ -29,7 +38,7 @@ def target_table(s: dict) -> Table:
         low = s["classes"][x["holdout_class"]]
         doubt = "  [bold yellow](not the target used)[/bold yellow]" if s["verdict"]["target_in_doubt"] else ""
         t.add_row("held-out check", f"lowest z {x['holdout_z']:+.1f} in {escape(low)} of {x['holdout_tested']} classes "
-                  f"(poisoned under {x['holdout_line']:.1f}, inconclusive under {x['holdout_weak_line']:.1f}){doubt}")
+                  f"(line {x['holdout_line']:.1f}){called_profile(x)}{doubt}")
     t.add_row("loss gap of isolated samples", f"{s['loss_gap']:.3f}")
     t.add_row("votes", ", ".join(f"{escape(k)}: {v}" for k, v in s["votes"].items() if v))
     return t
