@@ -66,7 +66,8 @@ def row_of(path: Path) -> dict:
         "lga": classes[lga], "second": classes[second], "verdict": v.verdict, "evidence": "+".join(v.evidence) or "-",
         "suspected": v.name(v.suspected), "warned": v.target_in_doubt, "score": round(v.score, 2),
         "holdout_z": round(x["holdout_z"], 2), "holdout_class": v.name(x["holdout_class"]) if x["holdout_tested"] else "-",
-        "line": round(x["holdout_line"], 2), "called_as_sure": round(x["holdout_called_as_sure"], 2),
+        "line": round(x["holdout_line"], 2), "sure": x["holdout_called_as_sure"],
+        "spread": x["holdout_called_spread"], "odd_groups": ",".join(v.name(c) for c in x["holdout_odd_groups"]) or "-",
         "true_target_z": "-" if true_t is None or x["holdout_class_z"][true_t] is None else round(x["holdout_class_z"][true_t], 2),
     }
     if truth.any():

@@ -196,3 +196,30 @@ def test_the_check_leaves_the_splits_generators_as_it_found_them(tmp_path):
     labels = ds.labels.numpy()
     assert (called[held] != labels[held]).all() and (called[held] >= 0).all() and (called[~held] == -1).all()
     assert (called_prob[held] <= 1 - first[held] + 1e-6).all()  # the others share what the label did not get
+
+
+@pytest.mark.parametrize("target_z_sign", [+1, -1])
+def test_a_tail_the_held_out_model_explains_as_ease_is_not_poisoned(target_z_sign):
+    """A long tail in the target class: a group fitted far earlier than the rest. When a model trained
+    without that group calls it by its label more surely than the class's next pictures (z > 0), the
+    group is the class's most typical pictures: the tail alone does not say poisoned. When it does not
+    (a clean-label trigger the model never learnt: z about 0 or below), the tail says poisoned."""
+    rng = np.random.default_rng(10)
+    labels = np.repeat(np.arange(10), 250)
+    fit = _ranks(labels, [0.0, 0.1, 0.2, 0.1, 0.0, 0.3, -0.2, 0.1, 0.0, 0.2], rng)
+    early = np.flatnonzero(labels == 4)[:40]
+    fit[early] = 1 / (1 + np.exp(-rng.normal(-4.0, 0.3, len(early))))  # far ahead of its class
+    prob = _honest_holdout(labels, fit, rng)
+    q = holdout_quarters(labels, fit, 0.5)
+    first, second = (labels == 4) & (q == 0), (labels == 4) & (q == 1)
+    prob[first] = np.clip(prob[second].mean() + target_z_sign * 0.2 + rng.normal(0, 0.05, first.sum()), 0.01, 0.99)
+    called, called_prob = _called(labels, prob, rng)
+    v = attack_verdict(Evidence(labels, 4, fit, 0.6, True, 0.3, holdout_prob=prob, holdout_called=called,
+                                holdout_called_prob=called_prob, classes=[f"c{i}" for i in range(10)]))
+    assert v.score >= 2.3
+    if target_z_sign > 0:
+        assert v.inputs["target_holdout_z"] > 0 and v.inputs["tail_explained_by_ease"]
+        assert v.verdict == "inconclusive" and v.evidence == [] and "typical pictures" in v.reason
+    else:
+        assert v.inputs["target_holdout_z"] < 0 and not v.inputs["tail_explained_by_ease"]
+        assert v.verdict == "poisoned" and v.evidence == ["tail"]

@@ -166,4 +166,4 @@ def called_as(labels: np.ndarray, fit_rank: np.ndarray, label_prob: np.ndarray |
 
 def _entropy(weights: np.ndarray) -> float:
     p = weights[weights > 0] / weights.sum() if weights.sum() > 0 else np.zeros(0)
-    return float(-(p * np.log(p)).sum())
+    return float(-(p * np.log(p)).sum()) + 0.0  # + 0.0: a single class gives 0, not -0

@@ -117,7 +117,8 @@ class Verdict:
     def evidence(self) -> list[str]:
         """Which lines of evidence crossed their poisoned line: ``tail``, ``holdout``."""
         out = []
-        if self.score >= POISONED_SCORE and self.inputs.get("reference_classes", 0) >= MIN_REFERENCE_CLASSES:
+        if (self.score >= POISONED_SCORE and self.inputs.get("reference_classes", 0) >= MIN_REFERENCE_CLASSES
+                and not self.inputs.get("tail_explained_by_ease", False)):
             out.append("tail")
         if (self.inputs.get("holdout_z", 0.0) <= self.inputs.get("holdout_line", float("-inf"))
                 and self.inputs.get("holdout_trigger_like", False)):
@@ -154,8 +155,15 @@ class Verdict:
             odd_note = ""
         checked = (f"; every class's first-fitted samples are predicted as their label by a model trained without "
                    f"them (lowest held-out z {z:.1f}, line {line:.1f})" if x.get("holdout_tested") and not odd else odd_note)
+        t_z = x.get("target_holdout_z")
+        ease = (f", but a model trained without its first-fitted samples calls them {self.name(target)} more "
+                f"surely than the class's next ones (held-out z {t_z:+.1f})") if x.get("tail_explained_by_ease") else ""
         if self.verdict == "clean":
-            return f"No class stands out: {tail} (poisoned from {POISONED_SCORE:g}x){checked}."
+            why = ": the class's most typical pictures, fitted first, not a trigger group" if ease else ""
+            return f"No class stands out: {tail} (poisoned from {POISONED_SCORE:g}x){ease}{why}{checked}."
+        if ease and self.score >= POISONED_SCORE:
+            return (f"{tail}{ease}: the class's most typical pictures, fitted first, or a poison share so large "
+                    f"that both groups are poison. Inspect the {n} suspicious samples before trusting this data.")
         if self.score >= POISONED_SCORE and x.get("reference_classes", 0) < MIN_REFERENCE_CLASSES:
             refs = x.get("reference_classes", 0)
             return (f"{tail}, but only {refs} other class{'es' if refs != 1 else ''} to compare with (a verdict "
@@ -295,13 +303,20 @@ def attack_verdict(ev: Evidence) -> Verdict:
     others = [spreads[c] for c in refs]
     honest = float(np.median(others)) if others else 0.0
     score = max(ratios.values())
-    tail_hit = score >= POISONED_SCORE and len(others) >= MIN_REFERENCE_CLASSES
-    # one class's own easy sub-group can pass the tail line when the yardstick is one to three classes:
-    # a clean 4-class set (80 per class) scored 2.67 on a real group of easy trucks (docs/decisions/0010-verdict-score.md)
     contrast = class_contrast(labels, ev.fit_rank, ev.holdout_prob, ev.holdout_share)
     called = called_as(labels, ev.fit_rank, ev.holdout_prob, ev.holdout_called, ev.holdout_called_prob,
                        ev.holdout_share)
     line = holdout_line(len(contrast))
+    # The tail's early group is honest ease when a model trained without it calls it by its label more
+    # surely than the class's next pictures (z > 0): a trigger, even a clean-label one, never helps a
+    # model that did not learn it. On clean data the tail reached 2.0-2.9 on such groups (z +1.1 to +4.3);
+    # on poison the target's z was -0.4 (SIG) to -7.7 (docs/decisions/0027-held-out-check.md).
+    t_z = contrast.get(t)
+    ease = t_z is not None and t_z > 0
+    # one class's own easy sub-group can pass the tail line when the yardstick is one to three classes:
+    # a clean 4-class set (80 per class) scored 2.67 on a real group of easy trucks (docs/decisions/0010-verdict-score.md)
+    tail_hit = score >= POISONED_SCORE and len(others) >= MIN_REFERENCE_CLASSES and not ease
+    tail_question = score >= POISONED_SCORE or (score >= CLEAN_SCORE and not ease)
     # A class under the line holds a group its content does not explain. It is a trigger group's when
     # the model calls the group as it would honest pictures of the other classes (trigger_like); a
     # class's own odd group is called as one kind of picture: clean clothing's hats (z -4.4) and clean
@@ -315,7 +330,7 @@ def attack_verdict(ev: Evidence) -> Verdict:
     low_z = contrast.get(low, 0.0)
     if tail_hit or hits:
         verdict = "poisoned"
-    elif score >= CLEAN_SCORE or undecided:
+    elif tail_question or undecided:
         verdict = "inconclusive"
     else:
         verdict = "clean"
@@ -372,6 +387,7 @@ def attack_verdict(ev: Evidence) -> Verdict:
         "holdout_trigger_like": low in hits, "holdout_odd_groups": sorted(set(foreign) - set(hits) - set(undecided)),
         "holdout_class_z": [round(contrast[c], 4) if c in contrast else None for c in range(n_classes)],
         "target": t, "suspected_class": suspected, "target_in_doubt": in_doubt,
+        "target_holdout_z": None if t_z is None else round(t_z, 4), "tail_explained_by_ease": ease,
         "vote_share": round(float(ev.vote_share), 4), "estimates_agree": bool(ev.estimates_agree),
         "second_likely": ev.second_likely, "loss_gap": round(float(ev.loss_gap), 4),
         "poisoned_score": POISONED_SCORE, "clean_score": CLEAN_SCORE,
