@@ -16,6 +16,10 @@ least the next's; under a trigger it falls to what the model gives a foreign pic
 is a Mann-Whitney z per class (``class_contrast``), low = the first-fitted group is not explained
 by the class's content.
 
+A class's own odd group (a series of photos on one background) is also foreign to a model trained
+without it. ``called_as`` tells the two apart by how the model calls the group among the other
+classes: as honest pictures of all of them (a trigger group), or as one kind of picture.
+
 Clean-label attacks (SIG) poison pictures of the target class itself; their content does explain
 the label, so this check is blind to them and the fit-rank tail carries the verdict there.
 

@@ -24,19 +24,27 @@ are predicted at least as well as the rest (z about 0 or above); a dirty-label t
 predicted as the pictures it was made from (z far below 0). With K classes tested at once the line
 is Bonferroni's, Φ⁻¹(HOLDOUT_FAMILY_P / K): it depends on the number of classes tested, not on the
 data's size or domain. A class's own odd group can fall under it too (clean clothing photos: the
-hats fitted first, on one background, reached z −4.4). The two differ in how surely the model calls
-the group something else: a trigger group is honest pictures of other classes, called them about as
-surely as those classes' own held-out pictures (``called_as_sure`` about 0.5); the odd hats were
-called other classes at 0.09. So the check's evidence is a class under the line *and* called as
-sure (≥ CALLED_AS_SURE). Clean-label poison (SIG) is blind to it; the tail catches it.
+hats fitted first, on one background, reached z −4.4). The two differ in how the model calls the
+group (method/holdout.py, ``called_as``): a trigger group is honest pictures of all the other
+classes, called them about as surely as their own held-out pictures and spread over them (sure
+about 0.5, spread about 1); an odd group is one kind of picture, called nothing with conviction (the
+hats: sure 0.08) or one neighbour (CIFAR-10 deer on grass: spread 0.37). So the check's evidence is
+a class under the line whose group is ``trigger_like`` (sure ≥ CALLED_AS_SURE, spread ≥
+CALLED_SPREAD, at least MIN_OTHER_CLASSES other classes). Clean-label poison (SIG) is blind to it;
+the tail catches it.
 
-Verdict: ``poisoned`` when the target's tail score ≥ POISONED_SCORE or the held-out check's evidence
-holds for some class; ``clean`` when the score is under CLEAN_SCORE and no class is under the
-held-out line; else ``inconclusive``. A tail score ≥ POISONED_SCORE measured against fewer than
+The check also reads the tail's group: when the model trained without the target's first-fitted
+quarter calls it by its label more surely than the next quarter (z > 0), the tail's group is the
+class's most typical pictures, not a trigger (a trigger never helps a model that did not learn it).
+
+Verdict: ``poisoned`` when the target's tail score ≥ POISONED_SCORE (and not ease), or some class
+under the held-out line holds a trigger group; ``inconclusive`` when the tail is over its line but
+explained as ease, or between its lines and not ease, or a class is under the held-out line with too
+few classes to tell; else ``clean``. A tail score ≥ POISONED_SCORE measured against fewer than
 MIN_REFERENCE_CLASSES other classes is only ``inconclusive``. When the held-out check names a class
-other than the target the split used (under its line, and the tail does not fire), that class is the
-``suspected`` one and the list is drawn from it: the vote was wrong, and the user must be told to
-audit that class (``target_in_doubt``).
+other than the target the split used (and the tail does not fire), that class is the ``suspected``
+one and the list is drawn from it: the vote was wrong, and the user must be told to audit that class
+(``target_in_doubt``).
 
 The suspicious list (only when the verdict is not ``clean``) ranks the suspected class by trigger
 likeness: the logit fit rank about the class median, in units of an honest class's interquartile
