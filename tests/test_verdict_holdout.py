@@ -14,7 +14,7 @@ import torch
 from bsd_audit.api import prepare
 from bsd_audit.config import resolve_config
 from bsd_audit.method.holdout import called_as, class_contrast, holdout_check, holdout_quarters, mann_whitney_z
-from bsd_audit.method.verdict import Evidence, attack_verdict, holdout_line, trigger_like
+from bsd_audit.method.verdict import EASE_Z, Evidence, attack_verdict, holdout_line, trigger_like
 from bsd_audit.training.progress import Progress
 from conftest import TINY_OVERRIDES, make_tiny_poisoned
 
@@ -198,12 +198,12 @@ def test_the_check_leaves_the_splits_generators_as_it_found_them(tmp_path):
     assert (called_prob[held] <= 1 - first[held] + 1e-6).all()  # the others share what the label did not get
 
 
-@pytest.mark.parametrize("target_z_sign", [+1, -1])
+@pytest.mark.parametrize("target_z_sign", [+1, 0, -1])
 def test_a_tail_the_held_out_model_explains_as_ease_is_not_poisoned(target_z_sign):
     """A long tail in the target class: a group fitted far earlier than the rest. When a model trained
-    without that group calls it by its label more surely than the class's next pictures (z > 0), the
-    group is the class's most typical pictures: the tail alone does not say poisoned. When it does not
-    (a clean-label trigger the model never learnt: z about 0 or below), the tail says poisoned."""
+    without that group calls it by its label more surely than the class's next pictures (z > EASE_Z),
+    the group is the class's most typical pictures: the tail alone does not say poisoned. When it does
+    not (a clean-label trigger the model never learnt: z about 0), the tail says poisoned."""
     rng = np.random.default_rng(10)
     labels = np.repeat(np.arange(10), 250)
     fit = _ranks(labels, [0.0, 0.1, 0.2, 0.1, 0.0, 0.3, -0.2, 0.1, 0.0, 0.2], rng)
@@ -212,14 +212,15 @@ def test_a_tail_the_held_out_model_explains_as_ease_is_not_poisoned(target_z_sig
     prob = _honest_holdout(labels, fit, rng)
     q = holdout_quarters(labels, fit, 0.5)
     first, second = (labels == 4) & (q == 0), (labels == 4) & (q == 1)
-    prob[first] = np.clip(prob[second].mean() + target_z_sign * 0.2 + rng.normal(0, 0.05, first.sum()), 0.01, 0.99)
+    # the group as the next quarter's pictures are (z about 0), or surer, or less sure
+    prob[first] = np.clip(rng.permutation(prob[second])[:first.sum()] + target_z_sign * 0.2, 0.01, 0.99)
     called, called_prob = _called(labels, prob, rng)
     v = attack_verdict(Evidence(labels, 4, fit, 0.6, True, 0.3, holdout_prob=prob, holdout_called=called,
                                 holdout_called_prob=called_prob, classes=[f"c{i}" for i in range(10)]))
     assert v.score >= 2.3
     if target_z_sign > 0:
-        assert v.inputs["target_holdout_z"] > 0 and v.inputs["tail_explained_by_ease"]
+        assert v.inputs["target_holdout_z"] > EASE_Z and v.inputs["tail_explained_by_ease"]
         assert v.verdict == "inconclusive" and v.evidence == [] and "typical pictures" in v.reason
     else:
-        assert v.inputs["target_holdout_z"] < 0 and not v.inputs["tail_explained_by_ease"]
+        assert v.inputs["target_holdout_z"] < EASE_Z and not v.inputs["tail_explained_by_ease"]
         assert v.verdict == "poisoned" and v.evidence == ["tail"]

@@ -34,8 +34,9 @@ CALLED_SPREAD, at least MIN_OTHER_CLASSES other classes). Clean-label poison (SI
 the tail catches it.
 
 The check also reads the tail's group: when the model trained without the target's first-fitted
-quarter calls it by its label more surely than the next quarter (z > 0), the tail's group is the
-class's most typical pictures, not a trigger (a trigger never helps a model that did not learn it).
+quarter calls it by its label more surely than the next quarter (z > EASE_Z, one standard error),
+the tail's group is the class's most typical pictures, not a trigger (a trigger never helps a model
+that did not learn it; a clean-label one leaves z about 0).
 
 Verdict: ``poisoned`` when the target's tail score ≥ POISONED_SCORE (and not ease), or some class
 under the held-out line holds a trigger group; ``inconclusive`` when the tail is over its line but
@@ -87,6 +88,7 @@ HOLDOUT_FAMILY_P = 0.05  # chance that some honest class of K falls under the he
 CALLED_AS_SURE = 0.25  # a trigger group is called other classes about as surely as their own pictures (0.5)
 CALLED_SPREAD = 0.7  # ... and the called classes spread like the classes' sizes (1)
 MIN_OTHER_CLASSES = 3  # fewer classes to call: a group's spread says nothing
+EASE_Z = 1.0  # the target's held-out z over which the tail's group is the class's typical pictures
 HOLDOUT_WEIGHT = 1.0  # the held-out label probability beside the fit rank in the list, when the check names the class
 
 
@@ -316,11 +318,11 @@ def attack_verdict(ev: Evidence) -> Verdict:
                        ev.holdout_share)
     line = holdout_line(len(contrast))
     # The tail's early group is honest ease when a model trained without it calls it by its label more
-    # surely than the class's next pictures (z > 0): a trigger, even a clean-label one, never helps a
-    # model that did not learn it. On clean data the tail reached 2.0-2.9 on such groups (z +1.1 to +4.3);
-    # on poison the target's z was -0.4 (SIG) to -7.7 (docs/decisions/0027-held-out-check.md).
+    # surely than the class's next pictures (z > EASE_Z): a trigger, even a clean-label one, never helps
+    # a model that did not learn it. On clean data the tail reached 2.0-2.9 on such groups (z +1.1 to
+    # +4.3); on poison the target's z was +0.1 and -0.4 (SIG) to -7.7 (docs/decisions/0027-held-out-check.md).
     t_z = contrast.get(t)
-    ease = t_z is not None and t_z > 0
+    ease = t_z is not None and t_z > EASE_Z
     # one class's own easy sub-group can pass the tail line when the yardstick is one to three classes:
     # a clean 4-class set (80 per class) scored 2.67 on a real group of easy trucks (docs/decisions/0010-verdict-score.md)
     tail_hit = score >= POISONED_SCORE and len(others) >= MIN_REFERENCE_CLASSES and not ease
