@@ -49,6 +49,17 @@ def _called(labels, prob, rng, sure=None, one_kind=None):
     return called, called_prob
 
 
+def _foreign_group(labels, fit, prob, cls, n, rng):
+    """Lower the label probability of the first ``n`` of class ``cls``'s first-fitted quarter, as a model
+    trained without them gives pictures it does not recognise; their mask."""
+    q = holdout_quarters(labels, fit, 0.5)
+    group = np.flatnonzero((labels == cls) & (q == 0))[:n]
+    prob[group] = rng.uniform(0.02, 0.15, len(group))
+    mask = np.zeros(len(labels), bool)
+    mask[group] = True
+    return mask
+
+
 def test_quarters_hold_out_each_class_first_fitted_share():
     labels = np.repeat([0, 1], [8, 12])
     fit = np.r_[np.linspace(0, 1, 8), np.linspace(1, 0, 12)]
@@ -113,11 +124,7 @@ def test_a_classs_own_odd_group_is_no_evidence(kind):
     labels = np.repeat(np.arange(10), 250)
     fit = _ranks(labels, [0.0, -0.6, 0.2, 0.1, 0.0, 0.3, -0.2, 0.1, 0.0, 0.2], rng)
     prob = _honest_holdout(labels, fit, rng)
-    q = holdout_quarters(labels, fit, 0.5)
-    odd = np.flatnonzero((labels == 2) & (q == 0))[:40]
-    prob[odd] = rng.uniform(0.02, 0.15, len(odd))
-    mask = np.zeros(len(labels), bool)
-    mask[odd] = True
+    mask = _foreign_group(labels, fit, prob, 2, 40, rng)
     called, called_prob = _called(labels, prob, rng, one_kind=mask if kind == "one kind" else None)
     profile = called_as(labels, fit, prob, called, called_prob, 0.5)[2]
     assert not trigger_like(profile)
@@ -136,11 +143,7 @@ def test_with_too_few_classes_a_group_under_the_line_is_inconclusive():
     labels = np.repeat(np.arange(3), 400)
     fit = _ranks(labels, [0.0, 0.2, -0.1], rng)
     prob = _honest_holdout(labels, fit, rng)
-    q = holdout_quarters(labels, fit, 0.5)
-    group = np.flatnonzero((labels == 2) & (q == 0))[:60]
-    prob[group] = rng.uniform(0.02, 0.15, len(group))
-    mask = np.zeros(len(labels), bool)
-    mask[group] = True
+    mask = _foreign_group(labels, fit, prob, 2, 60, rng)
     called, called_prob = _called(labels, prob, rng, sure=mask)
     v = attack_verdict(Evidence(labels, 0, fit, 0.4, False, 0.3, holdout_prob=prob, holdout_called=called,
                                 holdout_called_prob=called_prob, classes=["a", "b", "c"]))
