@@ -153,7 +153,7 @@ def called_as(labels: np.ndarray, fit_rank: np.ndarray, label_prob: np.ndarray |
     reference = {int(c): np.sort(label_prob[(labels == c) & (quarter == 1)]) for c in classes}
     out = {}
     for c in classes:
-        second = label_prob[(labels == c) & (quarter == 1)]
+        second = reference[int(c)]  # the class's own next quarter, sorted
         first = np.flatnonzero((labels == c) & (quarter == 0))
         if len(first) < MIN_QUARTER or len(second) < MIN_QUARTER:
             continue

@@ -156,13 +156,9 @@ class Verdict:
                     f"surely and as varied{profile}: their label comes from something no honest picture of "
                     f"{self.name(low)} carries, as a trigger's does ({listed}).{elsewhere}")
         odd = x.get("holdout_odd_groups") or []
-        if odd:
-            names = ", ".join(self.name(c) for c in odd)
-            odd_note = (f"; a group fitted first in {names} is not predicted as its label by a model trained "
-                        f"without it, but is called as one kind of picture, a class's own odd group, not a "
-                        f"trigger group of other classes' pictures")
-        else:
-            odd_note = ""
+        odd_note = (f"; a group fitted first in {', '.join(self.name(c) for c in odd)} is not predicted as its "
+                    f"label by a model trained without it, but is called as one kind of picture, a class's own "
+                    f"odd group, not a trigger group of other classes' pictures") if odd else ""
         checked = (f"; every class's first-fitted samples are predicted as their label by a model trained without "
                    f"them (lowest held-out z {z:.1f}, line {line:.1f})" if x.get("holdout_tested") and not odd else odd_note)
         t_z = x.get("target_holdout_z")
