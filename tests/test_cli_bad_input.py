@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -74,7 +75,7 @@ def _spoil(kind: str, tmp_path: Path) -> tuple[Path, Path]:
     root = build_tree(deep, {"cat": 3, "dog": 3})
     bad = root / "dog" / "bad [1] file.png"  # brackets and spaces must survive the console
     if kind == "corrupt":
-        bad.write_bytes(os.urandom(1000))
+        bad.write_bytes(random.Random(1000).randbytes(1000))
     elif kind == "truncated":
         bad = bad.with_suffix(".jpg")
         data = image_bytes((64, 64), "JPEG", seed=3)
@@ -86,7 +87,7 @@ def _spoil(kind: str, tmp_path: Path) -> tuple[Path, Path]:
         bad.symlink_to(write_image(tmp_path / "outside" / "x.png"))
     elif kind == "unicode":
         bad = root / "cat" / "ünïcödé ✓.png"
-        bad.write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(100))
+        bad.write_bytes(b"\x89PNG\r\n\x1a\n" + random.Random(100).randbytes(100))
     return root, bad
 
 

@@ -4,7 +4,7 @@ written costs one warning, never the audit."""
 
 from __future__ import annotations
 
-import os
+import random
 import subprocess
 import sys
 import textwrap
@@ -31,7 +31,7 @@ def _left(folder):
 def test_corrupt_image_names_the_file_and_leaves_no_cache(tiny_poisoned, tmp_path, store):
     data, _, _ = tiny_poisoned
     bad = data / "bee" / "bee_017.png"
-    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(300))
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + random.Random(300).randbytes(300))
     folder = tmp_path / "cache"
     with pytest.raises(BadInputError) as info:
         load_imagefolder(data, 16, store=store, cache_dir=folder, workers=2)

@@ -5,6 +5,7 @@ Files without an image extension are skipped, not errors."""
 from __future__ import annotations
 
 import os
+import random
 import struct
 import zlib
 from pathlib import Path
@@ -43,9 +44,17 @@ def _png_declaring(w: int, h: int) -> bytes:
 def test_corrupt_image(tmp_path):
     root = good_tree(tmp_path)
     bad = root / "dog" / "corrupt.png"
-    bad.write_bytes(os.urandom(2048))
-    msg = _refused(root, bad, "is not an image (unknown content starting")
+    # Binary noise that happens to start with "{" is still unknown content, not JSON.
+    bad.write_bytes(b"{" + random.Random(0).randbytes(2047))
+    msg = _refused(root, bad, "is not an image (unknown content starting 7b")
     assert "Remove it or replace it" in msg
+
+
+def test_json_file_with_image_extension(tmp_path):
+    root = good_tree(tmp_path)
+    bad = root / "cat" / "meta.jpg"
+    bad.write_text('{"label": "chat", "source": "https://example.org/\u00e9t\u00e9"}\n', encoding="utf-8")
+    _refused(root, bad, "is not an image (JSON or other text)")
 
 
 @pytest.mark.parametrize("fmt,ext", [("PNG", ".png"), ("JPEG", ".jpg")])
@@ -250,7 +259,7 @@ def test_unreadable_class_folder_simulated(tmp_path, monkeypatch):
 def test_files_without_image_extension_are_skipped(tmp_path):
     root = good_tree(tmp_path)
     (root / "cat" / "notes.txt").write_text("labelled by hand")
-    (root / "dog" / ".DS_Store").write_bytes(os.urandom(64))
+    (root / "dog" / ".DS_Store").write_bytes(random.Random(64).randbytes(64))
     (root / "dog" / "labels.csv").write_text("a,b\n")
     (root / "README.md").write_text("a file at the root is not a class")
     ds = load_imagefolder(root, image_size=16, workers=1)

@@ -223,7 +223,19 @@ def _to_rgb(img: Image.Image) -> Image.Image:
 # What a file that is not an image most often is, by its first bytes.
 _SIGNATURES = ((b"\x89HDF\r\n\x1a\n", "an HDF5 file, such as a bsd-audit artifact"), (b"%PDF", "a PDF document"),
                (b"PK\x03\x04", "a ZIP archive"), (b"\x1f\x8b", "a gzip archive"), (b"<!DOCTYPE html", "an HTML page"),
-               (b"<html", "an HTML page"), (b"{", "JSON or other text"), (b"\x7fELF", "a program"))
+               (b"<html", "an HTML page"), (b"\x7fELF", "a program"))
+
+
+def _is_text(head: bytes) -> bool:
+    for cut in range(4):  # the window may end inside a multi-byte character
+        try:
+            text = head[:len(head) - cut].decode("utf-8")
+            break
+        except UnicodeDecodeError:
+            continue
+    else:
+        return False
+    return bool(text) and all(c.isprintable() or c in "\t\r\n" for c in text)
 
 
 def _what_is(data: bytes) -> str:
@@ -231,8 +243,9 @@ def _what_is(data: bytes) -> str:
         if data.startswith(magic):
             return what
     head = data[:512]
-    if head and all(32 <= b < 127 or b in b"\t\r\n" for b in head):
-        return "a text file"
+    # A lone "{" is one byte in 256 of any binary file: call it JSON only when the rest reads as text.
+    if _is_text(head):
+        return "JSON or other text" if head.lstrip()[:1] in (b"{", b"[") else "a text file"
     return f"unknown content starting {data[:8].hex(' ')}"
 
 
