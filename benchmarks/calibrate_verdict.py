@@ -170,7 +170,7 @@ def save_evidence(folder: Path, name: str, seed: int, art: Path, classes: list[s
     and the no-defence ASR. benchmarks/judge_evidence.py reads it."""
     ev = read_evidence(art)
     arrays = {"labels": ev.labels, "fit_rank": ev.fit_rank, "holdout_prob": ev.holdout_prob,
-              "holdout_called": ev.holdout_called, "holdout_called_prob": ev.holdout_called_prob,
+              "holdout_called": ev.holdout_called, "holdout_called_prob": ev.holdout_called_prob, "copy_of": ev.copy_of,
               "indicator": ev.indicator if ev.indicator is not None else np.full(len(ev.labels), np.nan),
               "truth": np.zeros(len(ev.labels), bool) if truth is None else np.asarray(truth, bool)}
     if stage == "split":

@@ -11,6 +11,9 @@ model calls the lowest class's unrecognised samples other classes, and the verdi
         --run runs/matrix2/m-blended20-3/train benchmarks/evidence/m-blended20-3-s0-detect.json.gz \\
         --run ../shared/data/clothing/train benchmarks/evidence/clean-clothing-s0-detect.json.gz
 
+``--copies-only`` writes each run's ``copy_of`` (which pictures are identical, ImageDataset.copy_of) into
+its evidence file and trains nothing: evidence saved before the check counted copies once.
+
 ``--update-evidence`` writes the check's output at the preset's epochs back into each evidence file, so
 that judge_evidence.py judges the run as the tool would (the check's model is seeded from the run's
 seed alone: the label probabilities it writes are the ones the run stored).
@@ -54,10 +57,19 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--preset", default="cpu")
     ap.add_argument("--update-evidence", action="store_true",
                     help="store the check at the preset's epochs in each evidence file")
+    ap.add_argument("--copies-only", action="store_true", help="store which pictures are copies; train nothing")
     args = ap.parse_args(argv)
     rows = []
     for data, evidence_file in args.run:
         run = load(Path(evidence_file))
+        if args.copies_only:
+            _, ds, _ = prepare(Path(data), resolve_config(args.preset, {"seed": int(run["seed"])}), Progress())
+            if not np.array_equal(ds.labels.cpu().numpy(), run["labels"]):
+                raise SystemExit(f"{evidence_file} was not saved from {data}: the labels differ")
+            copy_of = ds.copy_of()
+            update_evidence(Path(evidence_file), {"copy_of": copy_of})
+            print(f"{evidence_file}: {int((copy_of != np.arange(len(copy_of))).sum())} copies", flush=True)
+            continue
         truth = run["truth"].astype(bool)
         labels = run["labels"].astype(np.int64)
         true_t = int(np.bincount(labels[truth]).argmax()) if truth.any() else None
@@ -69,7 +81,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             t0 = time.perf_counter()
             prob, called, called_prob = holdout_check(ds, norm, cfg, rt, run["fit_rank"].astype(np.float64))
             wall = time.perf_counter() - t0
-            z = class_contrast(labels, run["fit_rank"], prob, cfg.holdout_share)
+            z = class_contrast(labels, run["fit_rank"], prob, cfg.holdout_share, run.get("copy_of"))
             low = min(z, key=z.get)
             checked = {"holdout_prob": prob, "holdout_called": called, "holdout_called_prob": called_prob}
             v = attack_verdict(evidence({**run, **checked}, int(run["target_used"])))

@@ -32,7 +32,7 @@ def load(path: Path) -> dict:
         doc = json.load(fh)
     run = {k: v for k, v in doc.items() if k != "arrays"}
     for k, v in doc["arrays"].items():
-        exact = k in ("labels", "truth", "clean", "main_pred", "holdout_called")
+        exact = k in ("labels", "truth", "clean", "main_pred", "holdout_called", "copy_of")
         run[k] = np.asarray(v) if exact else np.array([np.nan if x is None else x for x in v])
     run["baseline_asr"] = np.nan if run["baseline_asr"] is None else run["baseline_asr"]
     return run
@@ -48,7 +48,7 @@ def evidence(run: dict, target: int) -> Evidence:
                     second_likely=int(run["second_likely_target"]),
                     holdout_prob=None if prob is None else prob.astype(np.float64),
                     holdout_called=run.get("holdout_called"), holdout_called_prob=run.get("holdout_called_prob"),
-                    holdout_share=float(run.get("holdout_share", 0.5)), classes=[str(c) for c in run["classes"]])
+                    holdout_share=float(run.get("holdout_share", 0.5)), copy_of=run.get("copy_of"), classes=[str(c) for c in run["classes"]])
 
 
 def row_of(path: Path) -> dict:

@@ -288,7 +288,7 @@ def judge(est: TargetEstimate, labels: np.ndarray, target: int, indicator: np.nd
                                    estimates_agree=est.agree, loss_gap=est.loss_gap, indicator=indicator,
                                    second_likely=est.second_likely_target, holdout_prob=est.holdout_prob,
                                    holdout_called=est.holdout_called, holdout_called_prob=est.holdout_called_prob,
-                                   holdout_share=est.holdout_share, classes=classes))
+                                   holdout_share=est.holdout_share, copy_of=est.copy_of, classes=classes))
 
 
 def _resume_state(ckpt: RunCheckpoints, resume: bool, progress: Progress) -> RunState | None:
@@ -365,6 +365,7 @@ def _warm_up(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, gen: 
         progress.start("held-out check", cfg.holdout_epochs)
     est.holdout_prob, est.holdout_called, est.holdout_called_prob = holdout_check(ds, norm, cfg, rt, est.fit_rank, progress)
     est.holdout_share = cfg.holdout_share
+    est.copy_of = ds.copy_of()
     if cfg.holdout_epochs:
         progress.finish()
     return est

@@ -7,6 +7,8 @@ easy groups predicted as their label; with too few classes to tell, a group unde
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -227,3 +229,49 @@ def test_a_tail_the_held_out_model_explains_as_ease_is_not_poisoned(target_z_sig
     else:
         assert v.inputs["target_holdout_z"] < EASE_Z and not v.inputs["tail_explained_by_ease"]
         assert v.verdict == "poisoned" and v.evidence == ["tail"]
+
+
+def test_copies_of_a_picture_count_once():
+    """Scraped data repeats itself: six hard pictures of class 0, each stored six times, are fitted first
+    and held out together. Counted 36 times they read as a foreign group called as other classes;
+    counted once each (copy_of), the class is as honest as the rest."""
+    rng = np.random.default_rng(12)
+    labels = np.repeat(np.arange(10), 150)
+    fit = _ranks(labels, [0.0, -0.6, 0.2, 0.1, 0.0, 0.3, -0.2, 0.1, 0.0, 0.2], rng)
+    originals = np.flatnonzero(labels == 0)[:6]
+    copies = np.repeat(originals, 5)
+    labels = np.r_[labels, labels[copies]]
+    fit = np.r_[fit, fit[copies]]
+    fit[np.r_[originals, np.arange(1500, 1530)]] = 0.001  # memorised first, with their copies
+    prob = _honest_holdout(labels, fit, rng)
+    prob[originals] = rng.uniform(0.02, 0.15, 6)  # hard pictures the model does not recognise
+    called, called_prob = _called(labels, prob, rng, sure=np.isin(np.arange(len(labels)), originals))
+    for k, i in enumerate(np.arange(1500, 1530)):  # a copy gets exactly what its picture gets
+        prob[i], called[i], called_prob[i] = prob[copies[k]], called[copies[k]], called_prob[copies[k]]
+    copy_of = np.r_[np.arange(1500), copies]
+    kw = dict(holdout_prob=prob, holdout_called=called, holdout_called_prob=called_prob,
+              classes=[f"c{i}" for i in range(10)])
+    counted_each = attack_verdict(Evidence(labels, 1, fit, 0.4, False, 0.3, **kw))
+    assert counted_each.inputs["holdout_class"] == 0 and counted_each.inputs["holdout_z"] <= counted_each.inputs["holdout_line"]
+    once = attack_verdict(Evidence(labels, 1, fit, 0.4, False, 0.3, copy_of=copy_of, **kw))
+    z = class_contrast(labels, fit, prob, 0.5, copy_of)
+    assert z[0] > holdout_line(10) and once.verdict == "clean" and 0 not in once.inputs["holdout_odd_groups"]
+
+
+def test_copy_of_names_each_pictures_first_copy_within_its_class(tmp_path):
+    """Identical decoded pixels in one class are copies; the same picture under another label is not
+    (that is a label conflict, evidence in its own right)."""
+    make_tiny_poisoned(tmp_path / "data", per_class=12)
+    root = tmp_path / "data"
+    ant = sorted((root / "ant").iterdir())
+    shutil.copy2(ant[3], root / "ant" / "zz-copy-a.png")
+    shutil.copy2(ant[3], root / "ant" / "zz-copy-b.png")
+    shutil.copy2(ant[3], root / "bee" / "zz-same-picture.png")
+    cfg = resolve_config("cpu", TINY_OVERRIDES)
+    _, ds, _ = prepare(root, cfg, Progress())
+    copy_of = ds.copy_of()
+    where = {p: i for i, p in enumerate(ds.paths)}
+    first = where[f"ant/{ant[3].name}"]
+    assert copy_of[where["ant/zz-copy-a.png"]] == first and copy_of[where["ant/zz-copy-b.png"]] == first
+    assert copy_of[where["bee/zz-same-picture.png"]] == where["bee/zz-same-picture.png"]
+    assert (copy_of != np.arange(len(ds))).sum() == 2

@@ -49,6 +49,7 @@ def write_estimate(f: h5py.File, est: TargetEstimate, classes: list[str], used: 
     s.create_dataset("holdout_prob", data=est.holdout_prob).attrs["share"] = est.holdout_share
     s.create_dataset("holdout_called", data=est.holdout_called)
     s.create_dataset("holdout_called_prob", data=est.holdout_called_prob)
+    f.require_group("samples").create_dataset("copy_of", data=est.copy_of)
     s.create_dataset("suspicion", data=verdict.suspicion)
     v = f.create_group("verdict")
     v.attrs.update({"verdict": verdict.verdict, "attack_present": verdict.verdict == "poisoned",
@@ -69,6 +70,7 @@ def read_estimate(f: h5py.File) -> TargetEstimate:
         sce=f["scores/als"][()], fit_rank=f["scores/fit_rank"][()], history=list(t["warmup_objective"][()]),
         holdout_prob=f["scores/holdout_prob"][()], holdout_share=float(f["scores/holdout_prob"].attrs["share"]),
         holdout_called=f["scores/holdout_called"][()], holdout_called_prob=f["scores/holdout_called_prob"][()],
+        copy_of=f["samples/copy_of"][()],
     )
 
 
@@ -118,7 +120,7 @@ def read_evidence(path: Path) -> Evidence:
                         indicator=indicator, second_likely=int(t.attrs["second_likely_target"]),
                         holdout_prob=f["scores/holdout_prob"][()],
                         holdout_called=f["scores/holdout_called"][()],
-                        holdout_called_prob=f["scores/holdout_called_prob"][()],
+                        holdout_called_prob=f["scores/holdout_called_prob"][()], copy_of=f["samples/copy_of"][()],
                         holdout_share=float(f["scores/holdout_prob"].attrs["share"]))
 
 

@@ -93,6 +93,21 @@ class ImageDataset:
         var = (hist @ values.square() - count * mean.square()) / (count - 1).clamp_min(1)  # unbiased, as torch.std
         return (mean / 255).tolist(), (var.clamp_min(0).sqrt() / 255).clamp_min(1e-3).tolist()
 
+    def copy_of(self) -> np.ndarray:
+        """Per sample, the index of the first sample of its class with the same decoded pixels (its own
+        index when it has no earlier copy). Scraped data repeats itself, and repeated pictures are one
+        piece of evidence, not several: the held-out check counts each once."""
+        labels = self.labels.cpu().numpy()
+        first: dict[tuple[int, bytes], int] = {}
+        out = np.arange(len(labels), dtype=np.int64)
+        row = 0
+        for shard in shards(self.images, shard_rows(self.images)):
+            for pixels in shard.cpu().numpy():
+                key = (int(labels[row]), hashlib.blake2b(pixels.tobytes(), digest_size=16).digest())
+                out[row] = first.setdefault(key, row)
+                row += 1
+        return out
+
 
 class BadFilesError(BadInputError):
     """Files of the tree that cannot be used; ``bad`` lists every one as (relative path, message)."""

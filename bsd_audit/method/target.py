@@ -51,6 +51,7 @@ class TargetEstimate:
     holdout_called: np.ndarray | None = None  # the class it calls each held-out sample among the others (-1: trained on)
     holdout_called_prob: np.ndarray | None = None  # that class's probability
     holdout_share: float = 0.5
+    copy_of: np.ndarray | None = None  # per sample, its class's first identical picture (ImageDataset.copy_of)
     altruistic_state: dict = field(default_factory=dict)  # weights of g_φ after warm-up
     optimizer_state: dict = field(default_factory=dict)
     history: list = field(default_factory=list)  # per-epoch mean LGA objective

@@ -106,6 +106,7 @@ class Evidence:
     holdout_share: float = 0.5  # the share of each class the check held out
     holdout_called: np.ndarray | None = None  # the class the held-out model calls each sample among the others
     holdout_called_prob: np.ndarray | None = None  # and that class's probability
+    copy_of: np.ndarray | None = None  # per sample, its class's first identical picture (None: all distinct)
     classes: list[str] | None = None  # class names, for the reason's sentence
 
 
@@ -161,6 +162,9 @@ class Verdict:
                     f"odd group, not a trigger group of other classes' pictures") if odd else ""
         checked = (f"; every class's first-fitted samples are predicted as their label by a model trained without "
                    f"them (lowest held-out z {z:.1f}, line {line:.1f})" if x.get("holdout_tested") and not odd else odd_note)
+        copies = x.get("copies_counted_once", 0)
+        if copies and x.get("holdout_tested"):
+            checked += f"; {copies} images are copies of another picture of their class, each picture counted once"
         t_z = x.get("target_holdout_z")
         ease = (f", but a model trained without its first-fitted samples calls them {self.name(target)} more "
                 f"surely than the class's next ones (held-out z {t_z:+.1f})") if x.get("tail_explained_by_ease") else ""
@@ -309,9 +313,9 @@ def attack_verdict(ev: Evidence) -> Verdict:
     others = [spreads[c] for c in refs]
     honest = float(np.median(others)) if others else 0.0
     score = max(ratios.values())
-    contrast = class_contrast(labels, ev.fit_rank, ev.holdout_prob, ev.holdout_share)
+    contrast = class_contrast(labels, ev.fit_rank, ev.holdout_prob, ev.holdout_share, ev.copy_of)
     called = called_as(labels, ev.fit_rank, ev.holdout_prob, ev.holdout_called, ev.holdout_called_prob,
-                       ev.holdout_share)
+                       ev.holdout_share, ev.copy_of)
     line = holdout_line(len(contrast))
     # The tail's early group is honest ease when a model trained without it calls it by its label more
     # surely than the class's next pictures (z > EASE_Z): a trigger, even a clean-label one, never helps
@@ -387,6 +391,7 @@ def attack_verdict(ev: Evidence) -> Verdict:
         "class_scores": [class_scores.get(c, 0.0) for c in range(n_classes)],
         "holdout_z": round(low_z, 4), "holdout_class": low, "holdout_line": round(line, 4),
         "holdout_tested": len(contrast),
+        "copies_counted_once": 0 if ev.copy_of is None else int((ev.copy_of != np.arange(len(labels))).sum()),
         "holdout_called_as_sure": round(called[low].sure, 4) if low in called else None,
         "holdout_called_spread": round(called[low].spread, 4) if low in called else None,
         "called_as_sure_line": CALLED_AS_SURE, "called_spread_line": CALLED_SPREAD,
