@@ -186,7 +186,7 @@ def test_the_check_leaves_the_splits_generators_as_it_found_them(tmp_path):
     """Its model and batches draw from seeds of their own, so a split runs the same with or without it."""
     make_tiny_poisoned(tmp_path / "data", per_class=24)
     cfg = resolve_config("cpu", {**TINY_OVERRIDES, "holdout_epochs": 2})
-    rt, ds, norm = prepare(tmp_path / "data", cfg, Progress())
+    rt, ds, norm, cfg, _ = prepare(tmp_path / "data", cfg, Progress())
     fit = np.random.default_rng(0).uniform(size=len(ds))
     torch.manual_seed(11)
     before = torch.random.get_rng_state()
