@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for data, evidence_file in args.run:
         run = load(Path(evidence_file))
         if args.copies_only:
-            _, ds, _ = prepare(Path(data), resolve_config(args.preset, {"seed": int(run["seed"])}), Progress())
+            _, ds, _, _, _ = prepare(Path(data), resolve_config(args.preset, {"seed": int(run["seed"])}), Progress())
             if not np.array_equal(ds.labels.cpu().numpy(), run["labels"]):
                 raise SystemExit(f"{evidence_file} was not saved from {data}: the labels differ")
             copy_of = ds.copy_of()

@@ -268,7 +268,7 @@ def test_copy_of_names_each_pictures_first_copy_within_its_class(tmp_path):
     shutil.copy2(ant[3], root / "ant" / "zz-copy-b.png")
     shutil.copy2(ant[3], root / "bee" / "zz-same-picture.png")
     cfg = resolve_config("cpu", TINY_OVERRIDES)
-    _, ds, _ = prepare(root, cfg, Progress())
+    _, ds, _, _, _ = prepare(root, cfg, Progress())
     copy_of = ds.copy_of()
     where = {p: i for i, p in enumerate(ds.paths)}
     first = where[f"ant/{ant[3].name}"]
