@@ -90,6 +90,11 @@ def test_a_photo_tree_is_audited_at_its_own_size_and_the_model_file_rebuilds_it(
     s = json.loads(r.stdout)
     assert s["image_sizes"]["working_size"] == 64 and s["image_sizes"]["short_side_median"] == 72
     assert s["image_sizes"]["non_square"] == 1.0
+    assert not any("shrunk" in w for w in s["warnings"])  # 72 px to 64: nothing to warn about
+    r = runner.invoke(app, ["report", str(tmp_path / "s.h5"), "--data", str(data), "--out", str(tmp_path / "r.html")])
+    assert r.exit_code == 0, r.output
+    page = (tmp_path / "r.html").read_text()
+    assert "native short side 72-72 px" in page and "audited at 64 px" in page and "Warning:" not in page
     r = runner.invoke(app, ["train-clean", str(data), "--split", str(tmp_path / "s.h5"), "--out",
                             str(tmp_path / "m.h5"), "-q", *sets, "--set", "purify_epochs=1"])
     assert r.exit_code == 0, r.output
@@ -109,3 +114,23 @@ def test_in_memory_images_choose_their_size_the_same_way():
     found = find_poisoned(images, labels, cfg=cfg)
     assert found.verdict.verdict in ("poisoned", "clean", "inconclusive")
     assert found.image_sizes.working_size == 32 and found.image_sizes.short_side_median == 40
+
+
+def test_a_large_shrink_warns_in_the_summary_and_the_report(tmp_path):
+    """72 px photos audited at 16 px (a fixed size): a trigger under about 9 px on the photo covers under
+    2 pixels, and both the JSON summary and the HTML report say so."""
+    data = tmp_path / "photos"
+    for c in range(3):
+        (data / f"c{c}").mkdir(parents=True)
+        for i in range(16):
+            _photo(96, 72, 100 * c + i).save(data / f"c{c}" / f"{i}.jpg")
+    sets = [a for k, v in {**TINY_OVERRIDES, "holdout_epochs": 1}.items() for a in ("--set", f"{k}={v}")]
+    r = runner.invoke(app, ["split", str(data), "--out", str(tmp_path / "s.h5"), "--json", "-q", "--init-only", *sets])
+    assert r.exit_code == 0, r.output
+    s = json.loads(r.stdout)
+    assert s["image_sizes"]["working_size"] == 16 and s["image_sizes"]["shrink"] == 4.5
+    assert any("shrunk 4.5x" in w for w in s["warnings"])
+    r = runner.invoke(app, ["report", str(tmp_path / "s.h5"), "--data", str(data), "--out", str(tmp_path / "r.html")])
+    assert r.exit_code == 0, r.output
+    page = (tmp_path / "r.html").read_text()
+    assert "audited at 16 px, a shrink of 4.5x" in page and "Warning: images are shrunk 4.5x" in page
