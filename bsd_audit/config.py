@@ -130,7 +130,7 @@ class Config(BaseModel):
     # already trained on the final pools the same way) | scratch: new weights, as the paper's table
     purify_init: Literal["split", "scratch"] = "split"
     # --- augmentation (batch-level, on the device)
-    aug_translate: int = Field(4, ge=0)  # reflect-pad then random crop, in pixels at 32 px (scaled with the working size)
+    aug_translate: int = Field(4, ge=0)  # reflect-pad then random crop, in pixels at 32 px (scaled up with larger working sizes)
     aug_flip: bool = True
     # --- machinery
     eval_batch_size: int = Field(512, ge=1)
@@ -149,8 +149,9 @@ class Config(BaseModel):
 
     @property
     def translate_px(self) -> int:
-        """aug_translate at the working size: the same share of the image at every size."""
-        size = 32 if self.image_size == "auto" else self.image_size
+        """aug_translate at the working size: photos get the share of the image CIFAR's 4 of 32 px is;
+        thumbnails of 32 px or less keep aug_translate itself, as CIFAR-style training does."""
+        size = 32 if self.image_size == "auto" else max(self.image_size, 32)
         return int(round(self.aug_translate * size / 32))
 
     @property

@@ -134,3 +134,8 @@ def test_a_large_shrink_warns_in_the_summary_and_the_report(tmp_path):
     assert r.exit_code == 0, r.output
     page = (tmp_path / "r.html").read_text()
     assert "audited at 16 px, a shrink of 4.5x" in page and "Warning: images are shrunk 4.5x" in page
+
+
+def test_translation_scales_up_with_photos_and_stays_for_thumbnails():
+    at = lambda size: resolve_config("cpu", {"image_size": size}).translate_px  # noqa: E731
+    assert (at(16), at(32), at(64), at(128), at(224)) == (4, 4, 8, 16, 28)
