@@ -44,7 +44,7 @@ class Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     # --- data
-    # Working resolution: every image becomes its centred square at image_size x image_size. auto = from the
+    # Working resolution: every image is resized whole to image_size x image_size. auto = from the
     # data's own sizes (median short side, a multiple of 32), at most image_size_cap, never upscaled
     # (data/sizes.py); the run's config holds the size it chose.
     image_size: int | Literal["auto"] = "auto"

@@ -19,7 +19,7 @@ from bsd_audit.cli import app
 from bsd_audit.config import resolve_config
 from bsd_audit.data.imagefolder import decode_image
 from bsd_audit.data.memory import at_size
-from bsd_audit.data.sizes import SHRINK_WARNING, choose_working_size, square_box, survey_sizes
+from bsd_audit.data.sizes import SHRINK_WARNING, choose_working_size, survey_sizes
 from bsd_audit.training.nets import FastNet, ImageNetMobileNetV2, ResNet18, build_model
 from conftest import TINY_OVERRIDES
 
@@ -51,16 +51,17 @@ def test_the_survey_reads_headers_and_states_the_shrink(tmp_path):
     assert fixed.working_size == 256 and fixed.warning is None  # a size the user set is kept, and reported
 
 
-def test_non_square_images_become_their_centred_square_in_decoding_and_in_predict():
-    img = np.zeros((60, 100, 3), dtype=np.uint8)  # landscape: the centred 60x60 square is columns 20-79
-    img[:, 20:80] = 200
+def test_every_pixel_of_a_non_square_image_reaches_the_audit():
+    """A patch in the corner of a portrait photo survives the squaring, in decoding and in memory: a
+    centred crop would cut it off."""
+    img = np.full((100, 60, 3), 40, dtype=np.uint8)  # portrait, 60 x 100
+    img[-10:, -10:] = 255  # a corner patch, outside the centred 60 x 60 square
     buf = io.BytesIO()
     Image.fromarray(img).save(buf, format="PNG")
     decoded = decode_image(buf.getvalue(), "x.png", 30, 10**8)
-    assert decoded.shape == (30, 30, 3) and (decoded == 200).all()  # nothing of the side bands remains
+    assert decoded.shape == (30, 30, 3) and decoded[-2:, -4:].min() > 200 and decoded[:10, :10].max() < 60
     tensor = at_size(torch.from_numpy(img).permute(2, 0, 1)[None], 30)
-    assert tensor.shape == (1, 3, 30, 30) and (tensor == 200).all()
-    assert square_box(100, 60) == (20, 0, 80, 60) and square_box(60, 100) == (0, 20, 60, 80)
+    assert tensor.shape == (1, 3, 30, 30) and tensor[0, :, -2:, -4:].min() > 200
 
 
 @pytest.mark.parametrize("arch, width, cls", [("resnet18", 8, ResNet18), ("fastnet", 8, FastNet),
@@ -102,7 +103,7 @@ def test_a_photo_tree_is_audited_at_its_own_size_and_the_model_file_rebuilds_it(
     assert model.image_size == 64 and isinstance(model.module, FastNet)
     first = [m for m in model.module.modules() if isinstance(m, torch.nn.Conv2d)][0]
     assert first.stride == (2, 2)
-    photo = np.asarray(_photo(120, 72, 5))  # any size: predict makes it the same centred square
+    photo = np.asarray(_photo(120, 72, 5))  # any size: predict squares it as the decoder does
     assert tuple(model.predict(photo[None]).shape) == (1, 3)
 
 

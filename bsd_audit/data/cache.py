@@ -41,7 +41,7 @@ import PIL
 
 from .. import __version__
 
-CACHE_FORMAT = 2  # 2: non-square images become their centred square (data/sizes.py)
+CACHE_FORMAT = 1
 _RACY_S = 2.0  # files changed this recently are not cached: a further change could keep their time stamps
 _STALE_TMP_S = 3600  # a temporary file untouched this long belongs to a killed run
 _HEADER = {"descr": "|u1", "fortran_order": False}

@@ -30,7 +30,6 @@ from PIL import Image, UnidentifiedImageError
 
 from ..errors import BadInputError
 from .cache import CacheEntry, PixelFile, cache_entry, open_cached
-from .sizes import square_box
 from .store import DiskImages, choose_store, shard_rows, shards
 
 # decode_image's own size check (max_image_pixels) is the decompression-bomb guard and names the
@@ -266,7 +265,7 @@ def _what_is(data: bytes) -> str:
 
 
 def decode_image(data: bytes, name: str, size: int, max_pixels: int) -> np.ndarray:
-    """Bytes of one image file -> size x size x 3 uint8: its centred square, resized. Raises
+    """Bytes of one image file -> size x size x 3 uint8: the whole image resized to the square. Raises
     BadInputError naming ``name``."""
     # PIL refuses images over twice its own fixed limit before our check runs, so a limit raised by
     # the user (as the error below advises) would still be refused: raise PIL's to match. Only ever
@@ -285,11 +284,8 @@ def decode_image(data: bytes, name: str, size: int, max_pixels: int) -> np.ndarr
                        "Remove the file, or raise max_image_pixels (--set max_image_pixels=N) if it is genuine.")
         img.load()
         img = _to_rgb(img)
-        if img.size != (size, size):  # the centred square, resized (data/sizes.py: one rule everywhere)
-            if img.size[0] != img.size[1]:  # cropped first: resize's filter would reach past a box
-                img = img.crop(square_box(*img.size))
-            if img.size != (size, size):
-                img = img.resize((size, size), Image.BILINEAR)
+        if img.size != (size, size):  # the whole image, squared (data/sizes.py: one rule everywhere)
+            img = img.resize((size, size), Image.BILINEAR)
         arr = np.asarray(img, dtype=np.uint8)
     except BadInputError:
         raise

@@ -12,7 +12,6 @@ import torch.nn.functional as F
 
 from ..errors import BadInputError
 from .imagefolder import ImageDataset, dataset_fingerprint
-from .sizes import square_box
 
 
 def as_uint8_nchw(images) -> torch.Tensor:
@@ -47,14 +46,10 @@ def as_uint8_nchw(images) -> torch.Tensor:
 
 
 def at_size(x: torch.Tensor, image_size: int) -> torch.Tensor:
-    """uint8 N x 3 x H x W to image_size x image_size as the decoder does it: the centred square of
-    side min(H, W), resized (bilinear, anti-aliased when shrinking); unchanged when already that size."""
+    """uint8 N x 3 x H x W to image_size x image_size as the decoder does it: the whole image resized
+    to the square (bilinear, anti-aliased when shrinking); unchanged when already that size."""
     if x.shape[-2:] == (image_size, image_size):
         return x
-    left, top, right, bottom = square_box(x.shape[-1], x.shape[-2])
-    x = x[..., top:bottom, left:right]
-    if x.shape[-1] == image_size:
-        return x.contiguous()
     return F.interpolate(x.float(), size=(image_size, image_size), mode="bilinear", antialias=True,
                          align_corners=False).round().clamp(0, 255).to(torch.uint8)
 
