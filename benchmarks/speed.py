@@ -301,6 +301,10 @@ def project(cfg: Config, n: int, num_classes: int, decode_rate: float, lga: floa
     rows = [
         ("decode (scan, decode, fingerprint, channel stats)", 1, n / decode_rate),
         ("altruistic warm-up epoch (LGA step, over D)", lga_epochs(cfg, n), n / lga),
+        ("held-out check epoch (supervised step, over D less each class's held-out share)", cfg.holdout_epochs,
+         n * (1 - cfg.holdout_share) / sup),
+        ("held-out check prediction (predict over the held-out share)", 1 if cfg.holdout_epochs else 0,
+         n * cfg.holdout_share / ev),
         ("main warm-up epoch (supervised step, over D_nt)", T1, n_nt / sup),
         ("altruistic epoch in BSD (same step, CE, over D)", min(T2, T3), n / lga),
         ("OSS at T1 (predict over D, with features)", 1, n / ev),

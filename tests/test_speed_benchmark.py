@@ -50,6 +50,7 @@ def test_speed_reports_every_promised_figure(tmp_path, capsys):
     cfg = doc["config"]  # every epoch of every warm-up: 120 images, so auto (0) pools AUTO_WARMUPS
     warmups = cfg["altruistic_warmups"] or AUTO_WARMUPS
     assert stages["altruistic warm-up epoch"]["count"] == cfg["altruistic_warmup_epochs"] * warmups
+    assert stages["held-out check epoch"]["count"] == cfg["holdout_epochs"] > 0  # the verdict's check is counted
     assert doc["projected_split_s"] == round(sum(row["seconds"] for row in doc["stages"]), 1) >= 0
 
     mem = doc["memory"]
