@@ -243,6 +243,22 @@ def test_the_check_leaves_the_splits_generators_as_it_found_them(tmp_path):
     assert (called_prob[held] <= 1 - first[held] + 1e-6).all()  # the others share what the label did not get
 
 
+def test_the_check_trains_in_fp32_under_a_bf16_run(tmp_path):
+    """Its line was set on fp32 runs, and under bf16 autocast its z on a trigger group was weaker: a bf16
+    run's check gives what an fp32 run's does, to the bit."""
+    make_tiny_poisoned(tmp_path / "data", per_class=24)
+    fit = None
+    out = {}
+    for precision in ("fp32", "bf16"):
+        cfg = resolve_config("cpu", {**TINY_OVERRIDES, "holdout_epochs": 2, "precision": precision})
+        rt, ds, norm = prepare(tmp_path / "data", cfg, Progress())
+        assert rt.precision == precision
+        fit = np.random.default_rng(0).uniform(size=len(ds)) if fit is None else fit
+        out[precision] = holdout_check(ds, norm, cfg, rt, fit)
+    for a, b in zip(out["fp32"], out["bf16"]):
+        np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("target_z_sign", [+1, 0, -1])
 def test_a_tail_the_held_out_model_explains_as_ease_is_not_poisoned(target_z_sign):
     """A long tail in the target class: a group fitted far earlier than the rest. When a model trained
