@@ -53,8 +53,10 @@ def test_without_flags_a_timed_trial_decides(monkeypatch, tmp_path, gain, chosen
     assert rt.precision == chosen and "timed trial" in rt.precision_reason
 
 
-def test_the_trial_times_both_precisions():
+def test_the_trial_times_both_precisions_and_leaves_the_generator_alone():
+    before = torch.random.get_rng_state()
     assert runtime.bf16_trial(steps=1) > 0
+    assert torch.equal(torch.random.get_rng_state(), before)
 
 
 @pytest.mark.parametrize("named", ["fp32", "bf16"])
