@@ -166,6 +166,20 @@ def time_eval(model, ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtim
     return rate(n, seconds, batch_size=bs, steps=math.ceil(n / bs), first_steps_s=round(first, 3))
 
 
+def steps_images(bs: int, steps: int | None, n: int) -> int:
+    """Images one timing covers: the whole data, or ``steps`` batches of it."""
+    return n if steps is None else steps * bs
+
+
+def time_epoch_steps(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, steps: int | None,
+                     n: int) -> tuple[dict, dict, dict]:
+    """The LGA, supervised and evaluation timings on n images of ``ds`` (whole epochs, or ``steps`` batches)."""
+    lga = time_lga(ds, norm, cfg, rt, steps_images(cfg.altruistic_batch_size, steps, n))
+    sup, model = time_supervised(ds, norm, cfg, rt, steps_images(cfg.warmup_batch_size, steps, n))
+    ev = time_eval(model, ds, norm, cfg, rt, steps_images(cfg.eval_batch_size, steps, n))
+    return lga, sup, ev
+
+
 class MixMatchSteps:
     """mixmatch_step as the BSD epoch loop runs it, on a fresh main model: labelled batches streamed
     from a clean pool, unlabelled ones from the poison pool (here a random alpha share of D is called
@@ -432,20 +446,17 @@ def main(argv: list[str] | None = None) -> dict:
     dev_mem = {"decode": device_peak_mb(rt)}
 
     # ---- the tool's steps on the whole data (or --steps batches of it)
-    def images(bs: int, steps: int | None, n: int) -> int:
-        return n if steps is None else steps * bs
-
-    lga = time_lga(ds, norm, cfg, rt, images(cfg.altruistic_batch_size, args.steps, N))
+    lga = time_lga(ds, norm, cfg, rt, steps_images(cfg.altruistic_batch_size, args.steps, N))
     dev_mem["lga"] = device_peak_mb(rt)
-    sup, model = time_supervised(ds, norm, cfg, rt, images(cfg.warmup_batch_size, args.steps, N))
+    sup, model = time_supervised(ds, norm, cfg, rt, steps_images(cfg.warmup_batch_size, args.steps, N))
     dev_mem["supervised"] = device_peak_mb(rt)
-    ev = time_eval(model, ds, norm, cfg, rt, images(cfg.eval_batch_size, args.steps, N))
+    ev = time_eval(model, ds, norm, cfg, rt, steps_images(cfg.eval_batch_size, args.steps, N))
     dev_mem["eval"] = device_peak_mb(rt)
     del model
     mm = time_mixmatch(ds, norm, cfg, rt, args.steps or cfg.mixmatch_iterations)
     dev_mem["mixmatch"] = device_peak_mb(rt)
     overlap = time_overlap(ds, norm, cfg, rt, args.steps or cfg.mixmatch_iterations,
-                           images(cfg.altruistic_batch_size, args.steps, N))
+                           steps_images(cfg.altruistic_batch_size, args.steps, N))
     dev_mem["overlap"] = device_peak_mb(rt)
     mem["after_steps"] = host_peak_mb()
 
@@ -462,10 +473,7 @@ def main(argv: list[str] | None = None) -> dict:
     against = None
     if other is not None:
         rt_o = make_runtime(other)
-        o_lga = time_lga(ds, norm, other, rt_o, images(other.altruistic_batch_size, args.steps, N))
-        o_sup, model = time_supervised(ds, norm, other, rt_o, images(other.warmup_batch_size, args.steps, N))
-        o_ev = time_eval(model, ds, norm, other, rt_o, images(other.eval_batch_size, args.steps, N))
-        del model
+        o_lga, o_sup, o_ev = time_epoch_steps(ds, norm, other, rt_o, args.steps, N)
         o_mm = time_mixmatch(ds, norm, other, rt_o, args.steps or other.mixmatch_iterations)
         _, o_total = project(other, N, C, N / decode_s, o_lga["images_per_s"], o_sup["images_per_s"],
                              o_mm["seconds_per_step"], o_ev["images_per_s"])
@@ -479,10 +487,8 @@ def main(argv: list[str] | None = None) -> dict:
     sizes = []
     for n in args.sizes:
         sub = resized(ds, n)
-        s_lga = time_lga(sub, norm, cfg, rt, images(cfg.altruistic_batch_size, args.size_steps, n))
-        s_sup, model = time_supervised(sub, norm, cfg, rt, images(cfg.warmup_batch_size, args.size_steps, n))
-        s_ev = time_eval(model, sub, norm, cfg, rt, images(cfg.eval_batch_size, args.size_steps, n))
-        del model, sub
+        s_lga, s_sup, s_ev = time_epoch_steps(sub, norm, cfg, rt, args.size_steps, n)
+        del sub
         _, s_total = project(cfg, n, C, N / decode_s, s_lga["images_per_s"], s_sup["images_per_s"],
                                     mm["seconds_per_step"], s_ev["images_per_s"])
         sizes.append({
