@@ -13,11 +13,14 @@ same code path):
 - one BSD epoch's two updates (MixMatch steps of the main model, the altruistic model's pass over D)
   timed one after the other and at once (config ``overlap``, training/overlap.py);
 - peak memory of the host process and of the device;
+- with --against FIELD=VALUE: the tool's steps and the projected split again under other settings
+  (the old ones, e.g. precision=fp32), in the same run on the same data, side by side with the gain;
 - with --sizes: the step timings on copies of the data of those sizes (a fixed random subset, or the
   images tiled when the folder is smaller), to show how an epoch's cost grows with N.
 
     PYTHONPATH=. python benchmarks/speed.py sample_data/train --preset cpu --json speed.json
     PYTHONPATH=. python benchmarks/speed.py DATA --preset cpu --steps 30 --sizes 5000 10000 50000
+    PYTHONPATH=. python benchmarks/speed.py sample_data/train --preset cpu --steps 30 --against precision=fp32
 
 Without --steps each timing runs one whole epoch over the data (MixMatch: the preset's iterations
 per epoch); with --steps N each runs N batches and the per-epoch figures are extrapolated from the
@@ -47,7 +50,7 @@ from bsd_audit.data import ImageDataset, Normalizer
 from bsd_audit.training.loops import Stream, new_model, predict, train_epoch
 from bsd_audit.training.overlap import overlap_enabled, side_by_side
 from bsd_audit.training.progress import Progress
-from bsd_audit.training.runtime import Runtime
+from bsd_audit.training.runtime import Runtime, make_runtime
 from bsd_audit.method.altruistic import altruistic_epoch, new_altruistic
 from bsd_audit.method.mixmatch import mixmatch_step, unsupervised_weight
 from bsd_audit.training.nets import build_model
@@ -83,6 +86,10 @@ def clock(rt: Runtime, fn) -> float:
 def rate(images: int, seconds: float, **extra) -> dict:
     return {"images": int(images), "seconds": round(seconds, 6),
             "images_per_s": round(images / seconds, 1) if seconds > 0 else None, **extra}
+
+
+def ratio(a, b):
+    return round(a / b, 2) if a and b else None
 
 
 def host_peak_mb() -> float:
@@ -157,6 +164,20 @@ def time_eval(model, ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtim
     part = resized(ds, n)
     seconds = clock(rt, lambda: predict(model, part, norm, rt, bs))
     return rate(n, seconds, batch_size=bs, steps=math.ceil(n / bs), first_steps_s=round(first, 3))
+
+
+def steps_images(bs: int, steps: int | None, n: int) -> int:
+    """Images one timing covers: the whole data, or ``steps`` batches of it."""
+    return n if steps is None else steps * bs
+
+
+def time_epoch_steps(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, steps: int | None,
+                     n: int) -> tuple[dict, dict, dict]:
+    """The LGA, supervised and evaluation timings on n images of ``ds`` (whole epochs, or ``steps`` batches)."""
+    lga = time_lga(ds, norm, cfg, rt, steps_images(cfg.altruistic_batch_size, steps, n))
+    sup, model = time_supervised(ds, norm, cfg, rt, steps_images(cfg.warmup_batch_size, steps, n))
+    ev = time_eval(model, ds, norm, cfg, rt, steps_images(cfg.eval_batch_size, steps, n))
+    return lga, sup, ev
 
 
 class MixMatchSteps:
@@ -294,6 +315,10 @@ def project(cfg: Config, n: int, num_classes: int, decode_rate: float, lga: floa
     rows = [
         ("decode (scan, decode, fingerprint, channel stats)", 1, n / decode_rate),
         ("altruistic warm-up epoch (LGA step, over D)", lga_epochs(cfg, n), n / lga),
+        ("held-out check epoch (supervised step, over D less each class's held-out share)", cfg.holdout_epochs,
+         n * (1 - cfg.holdout_share) / sup),
+        ("held-out check prediction (predict over the held-out share)", 1 if cfg.holdout_epochs else 0,
+         n * cfg.holdout_share / ev),
         ("main warm-up epoch (supervised step, over D_nt)", T1, n_nt / sup),
         ("altruistic epoch in BSD (same step, CE, over D)", min(T2, T3), n / lga),
         ("OSS at T1 (predict over D, with features)", 1, n / ev),
@@ -355,6 +380,15 @@ def render(res: dict) -> str:
                      [[r["stage"], r["seconds_each"], r["count"], r["seconds"]] for r in res["stages"]]))
     out.append(f"projected split: {res['projected_split_s']:,.1f} s ({res['projected_split_s'] / 60:.1f} min), "
                "checkpoint writes left out")
+    ag = res.get("against")
+    if ag:
+        rows = [[label, ag["steps"][k]["images_per_s"], steps[k]["images_per_s"],
+                 ratio(steps[k]["images_per_s"], ag["steps"][k]["images_per_s"])] for k, label in names]
+        rows.append(["supervised / torchvision baseline", ag["speedup_supervised"], sp["ratio"], None])
+        rows.append(["projected split (s)", ag["projected_split_s"], res["projected_split_s"],
+                     ratio(ag["projected_split_s"], res["projected_split_s"])])
+        out.append(table(f"Side by side: {' '.join(ag['overrides'])} ({ag['device']}) against this config ({res['device']})",
+                         ["step (images/s)", " ".join(ag["overrides"]), "this config", "gain"], rows))
     dev = m["device_peak_mb"]
     out.append(f"\nhost peak RSS: {m['host_peak_mb']['at_start']:,.0f} MB at start (imports), "
                f"{m['host_peak_mb']['after_decode']:,.0f} MB after decode, "
@@ -386,6 +420,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--baseline-like-tool", action="store_true",
                     help="give the baseline's model the tool's memory format, precision and compile setting")
     ap.add_argument("--compile", action="store_true", help="torch.compile the models (the compile config field)")
+    ap.add_argument("--against", action="append", default=[], metavar="FIELD=VALUE",
+                    help="also time the tool's steps with these overrides on top, in the same run on the same data "
+                         "(e.g. precision=fp32: the settings before the bf16 probe), side by side with this config's")
     ap.add_argument("--json", dest="json_out", type=Path, default=None, help="also write the results here")
     args = ap.parse_args(argv)
     if any(v is not None and v < 1 for v in (args.steps, args.size_steps)) or any(n < 2 for n in args.sizes):
@@ -396,6 +433,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.compile:
         overrides["compile"] = "true"
     cfg = resolve_config(args.preset, overrides)
+    other = resolve_config(args.preset, {**overrides, **parse_overrides(args.against)}) if args.against else None
 
     # ---- decode: the audit's own data stage (runtime, seeds, scan, decode, channel statistics)
     at_start = host_peak_mb()  # torch and the tool imported, nothing loaded
@@ -408,20 +446,17 @@ def main(argv: list[str] | None = None) -> dict:
     dev_mem = {"decode": device_peak_mb(rt)}
 
     # ---- the tool's steps on the whole data (or --steps batches of it)
-    def images(bs: int, steps: int | None, n: int) -> int:
-        return n if steps is None else steps * bs
-
-    lga = time_lga(ds, norm, cfg, rt, images(cfg.altruistic_batch_size, args.steps, N))
+    lga = time_lga(ds, norm, cfg, rt, steps_images(cfg.altruistic_batch_size, args.steps, N))
     dev_mem["lga"] = device_peak_mb(rt)
-    sup, model = time_supervised(ds, norm, cfg, rt, images(cfg.warmup_batch_size, args.steps, N))
+    sup, model = time_supervised(ds, norm, cfg, rt, steps_images(cfg.warmup_batch_size, args.steps, N))
     dev_mem["supervised"] = device_peak_mb(rt)
-    ev = time_eval(model, ds, norm, cfg, rt, images(cfg.eval_batch_size, args.steps, N))
+    ev = time_eval(model, ds, norm, cfg, rt, steps_images(cfg.eval_batch_size, args.steps, N))
     dev_mem["eval"] = device_peak_mb(rt)
     del model
     mm = time_mixmatch(ds, norm, cfg, rt, args.steps or cfg.mixmatch_iterations)
     dev_mem["mixmatch"] = device_peak_mb(rt)
     overlap = time_overlap(ds, norm, cfg, rt, args.steps or cfg.mixmatch_iterations,
-                           images(cfg.altruistic_batch_size, args.steps, N))
+                           steps_images(cfg.altruistic_batch_size, args.steps, N))
     dev_mem["overlap"] = device_peak_mb(rt)
     mem["after_steps"] = host_peak_mb()
 
@@ -431,20 +466,29 @@ def main(argv: list[str] | None = None) -> dict:
     dev_mem["baseline"] = device_peak_mb(rt)
     mem["after_baseline"] = host_peak_mb()
 
-    def ratio(a, b):
-        return round(a / b, 2) if a and b else None
-
     stages, total = project(cfg, N, C, N / decode_s, lga["images_per_s"], sup["images_per_s"],
                             mm["seconds_per_step"], ev["images_per_s"])
+
+    # ---- the same steps under --against, on the same decoded data and the same threads
+    against = None
+    if other is not None:
+        rt_o = make_runtime(other)
+        o_lga, o_sup, o_ev = time_epoch_steps(ds, norm, other, rt_o, args.steps, N)
+        o_mm = time_mixmatch(ds, norm, other, rt_o, args.steps or other.mixmatch_iterations)
+        _, o_total = project(other, N, C, N / decode_s, o_lga["images_per_s"], o_sup["images_per_s"],
+                             o_mm["seconds_per_step"], o_ev["images_per_s"])
+        against = {"overrides": args.against, "device": rt_o.describe(), "precision": rt_o.precision,
+                   "steps": {"lga": o_lga, "supervised": o_sup, "mixmatch": o_mm, "eval": o_ev},
+                   "projected_split_s": o_total,
+                   "speedup_supervised": ratio(o_sup["images_per_s"], base["images_per_s"])}
+        mem["after_against"] = host_peak_mb()
 
     # ---- sizes: whole epochs (or --size-steps batches) on N images, subset or tiled
     sizes = []
     for n in args.sizes:
         sub = resized(ds, n)
-        s_lga = time_lga(sub, norm, cfg, rt, images(cfg.altruistic_batch_size, args.size_steps, n))
-        s_sup, model = time_supervised(sub, norm, cfg, rt, images(cfg.warmup_batch_size, args.size_steps, n))
-        s_ev = time_eval(model, sub, norm, cfg, rt, images(cfg.eval_batch_size, args.size_steps, n))
-        del model, sub
+        s_lga, s_sup, s_ev = time_epoch_steps(sub, norm, cfg, rt, args.size_steps, n)
+        del sub
         _, s_total = project(cfg, n, C, N / decode_s, s_lga["images_per_s"], s_sup["images_per_s"],
                                     mm["seconds_per_step"], s_ev["images_per_s"])
         sizes.append({
@@ -458,7 +502,7 @@ def main(argv: list[str] | None = None) -> dict:
     res = {
         "schema": SCHEMA, "data": str(args.data), "num_images": N, "num_classes": C, "image_size": cfg.image_size,
         "preset": cfg.preset, "arch": cfg.arch, "width": cfg.width, "device": rt.describe(),
-        "device_type": rt.device.type, "precision": str(rt.amp_dtype).replace("torch.", "") if rt.amp_dtype else "fp32",
+        "device_type": rt.device.type, "precision": rt.precision,
         "channels_last": rt.channels_last, "compile": cfg.compile,
         "threads": {"intra_op": torch.get_num_threads(), "inter_op": torch.get_num_interop_threads(),
                     "cpu_count": os.cpu_count(), "config": cfg.threads},
@@ -476,6 +520,7 @@ def main(argv: list[str] | None = None) -> dict:
         "memory": {"host_peak_mb": mem, "device_peak_mb": None if rt.device.type != "cuda" else dev_mem,
                    "dataset_tensor_mb": round(ds.images.numel() / 2**20, 1),
                    "host_note": HOST_MEMORY_NOTE},
+        "against": against,
         "sizes": sizes,
         "sizes_timed": "whole epochs" if args.size_steps is None else f"{args.size_steps} batches per step",
         "config": cfg.to_dict(),

@@ -66,7 +66,9 @@ class Config(BaseModel):
     # costs seconds to minutes per model and again per train/eval mode, which dominates short CPU runs (the cpu
     # preset's whole audit is a few minutes); measure it with benchmarks/speed.py --compile first.
     compile: bool = False
-    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto (bf16 on CUDA, fp32 elsewhere) | fp32 | bf16
+    # auto: bf16 on a GPU that has it and on a CPU with native bf16 arithmetic (AVX512-BF16, AMX, Arm's BF16),
+    # fp32 elsewhere (training/runtime.py, docs/decisions/0030-bf16-on-cpus.md) | fp32 | bf16
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
     # Run the main and the altruistic model's updates of a BSD epoch at once (training/overlap.py): auto = on
     # for one CUDA process without compile, off on a CPU (the two would share its cores) | on | off.
     overlap: Literal["auto", "on", "off"] = "auto"

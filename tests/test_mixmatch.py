@@ -63,12 +63,13 @@ def _tiny_dataset(device, n=16, classes=3, size=16, seed=0):
                         labels=labels.to(device), images=images.to(device), fingerprint="test")
 
 
-def test_one_mixmatch_step_runs_and_updates_weights():
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_one_mixmatch_step_runs_and_updates_weights(precision):
     cfg = resolve_config("cpu", {"device": "cpu", "arch": "fastnet", "width": "8", "image_size": "16",
-                                 "mixmatch_batch_size": "4", "threads": "2"})
+                                 "mixmatch_batch_size": "4", "threads": "2", "precision": precision})
     assert (cfg.arch, cfg.width, cfg.device) == ("fastnet", 8, "cpu")
     rt = make_runtime(cfg)
-    assert rt.device.type == "cpu" and rt.amp_dtype is None
+    assert rt.device.type == "cpu" and rt.precision == precision
     ds = _tiny_dataset(rt.device)
     norm = Normalizer(*ds.channel_stats(), rt.device, rt.channels_last)
     torch.manual_seed(0)

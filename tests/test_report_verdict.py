@@ -51,3 +51,13 @@ def test_inconclusive_is_never_headlined_as_no_attack():
 def test_one_isolated_sample_is_reported_as_a_count():
     one = {**TARGET, "num_isolated": 1, "votes": [0, 0, 1], "confidence": 1.0}
     assert "1 of the 1 lowest-loss samples (100%)" in " ".join(headline(one, 12, 6))
+
+
+def test_a_split_built_around_the_checks_class_says_so():
+    """The vote named bird; the held-out check found the trigger group in cat, and the split used cat."""
+    target = {**TARGET, "target_name": "cat", "source": "holdout"}
+    text = " ".join(headline(target, 100, 60, {"verdict": "poisoned", "reason": "r", "suspected": "cat",
+                                                "target_in_doubt": False}))
+    assert text.startswith("Backdoor poisoning found: the attack's target label is most likely \u201ccat\u201d.")
+    assert "The split was built around \u201ccat\u201d, not the vote's class" in text and "none in \u201cbird\u201d" in text
+    assert "built around" not in " ".join(headline(TARGET, 100, 60))  # a vote the split kept: nothing to say

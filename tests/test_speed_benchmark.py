@@ -50,6 +50,7 @@ def test_speed_reports_every_promised_figure(tmp_path, capsys):
     cfg = doc["config"]  # every epoch of every warm-up: 120 images, so auto (0) pools AUTO_WARMUPS
     warmups = cfg["altruistic_warmups"] or AUTO_WARMUPS
     assert stages["altruistic warm-up epoch"]["count"] == cfg["altruistic_warmup_epochs"] * warmups
+    assert stages["held-out check epoch"]["count"] == cfg["holdout_epochs"] > 0  # the verdict's check is counted
     assert doc["projected_split_s"] == round(sum(row["seconds"] for row in doc["stages"]), 1) >= 0
 
     mem = doc["memory"]
@@ -63,3 +64,22 @@ def test_speed_reports_every_promised_figure(tmp_path, capsys):
     shown = capsys.readouterr().out
     for needle in ("images/s", "speed-up of the supervised step", "projected split", "host peak RSS", "intra-op 1", "Sizes", "at once"):
         assert needle in shown
+
+
+def test_speed_puts_other_settings_side_by_side(tmp_path, capsys):
+    data = tmp_path / "data"
+    make_tiny_poisoned(data)
+    out = tmp_path / "speed.json"
+    argv = [str(data), "--preset", "cpu", "--steps", "1", "--workers", "0", "--json", str(out),
+            "--set", "precision=bf16", "--against", "precision=fp32"]
+    for pair in TINY:
+        argv += ["--set", pair]
+    load_benchmark("speed").main(argv)
+    doc = json.loads(out.read_text())
+    ag = doc["against"]
+    assert doc["precision"] == "bf16" and ag["precision"] == "fp32" and ag["overrides"] == ["precision=fp32"]
+    for name in ("lga", "supervised", "mixmatch", "eval"):
+        assert ag["steps"][name]["images"] == doc["steps"][name]["images"] and ag["steps"][name]["images_per_s"] > 0
+    assert ag["projected_split_s"] > 0 and ag["speedup_supervised"] > 0
+    printed = capsys.readouterr().out
+    assert "Side by side: precision=fp32" in printed and "projected split (s)" in printed

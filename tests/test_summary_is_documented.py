@@ -48,7 +48,7 @@ def test_the_json_field_table_is_what_split_prints(tiny_poisoned, tmp_path):
                   for name in re.findall(r"`([a-z_0-9.]+)`", cell)}
     assert documented == set(s)
     assert s["schema"] == 1
-    assert set(s["device"]) == {"type", "name", "index", "threads", "ranks"} and s["device"]["type"] == "cpu"
+    assert set(s["device"]) == {"type", "name", "index", "threads", "ranks", "precision", "precision_reason"} and s["device"]["type"] == "cpu"
 
 
 def test_every_training_command_reports_a_resume_the_same_way(tiny_split, tmp_path):

@@ -28,7 +28,8 @@ SETS = [a for k, v in {**TINY_OVERRIDES, "purify_epochs": 2}.items() for a in ("
 
 @pytest.mark.parametrize("arch", ["fastnet", "resnet18", "mobilenet_v2"])
 def test_weights_round_trip_give_identical_outputs(tiny_split, tmp_path, arch):
-    cfg = resolve_config("cpu", {**TINY_OVERRIDES, "purify_epochs": 1, "arch": arch,
+    # fp32 in training too: a loaded model predicts in fp32, and bf16 autocast would differ by its rounding
+    cfg = resolve_config("cpu", {**TINY_OVERRIDES, "purify_epochs": 1, "arch": arch, "precision": "fp32",
                                  "width": {"fastnet": 8, "resnet18": 4, "mobilenet_v2": 0.25}[arch]})
     rt = make_runtime(cfg)
     ds = load_imagefolder(tiny_split["data"], cfg.image_size, rt.device)

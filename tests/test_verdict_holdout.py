@@ -117,6 +117,46 @@ def test_a_wrong_first_pick_with_the_poison_in_another_class_is_flagged_there():
     assert right.verdict == "poisoned" and right.suspected == 3 and not right.target_in_doubt
 
 
+def _estimate(target, fit, prob, called, called_prob):
+    from bsd_audit.method.target import TargetEstimate
+
+    n = len(fit)
+    return TargetEstimate(target=target, votes=np.zeros(10), confidence=0.4, isolated=np.arange(0),
+                          isolated_loss_mean=0.0, loss_median=0.0, second_likely_per_epoch=np.array([3]),
+                          second_likely_target=3, ce=np.zeros(n), sce=np.zeros(n), fit_rank=fit, holdout_prob=prob,
+                          holdout_called=called, holdout_called_prob=called_prob)
+
+
+def test_split_is_built_around_the_class_the_held_out_check_names_when_the_vote_was_wrong():
+    """The wrong first pick of the test above, handed to split: it builds the split around class 3 (the
+    main model's warm-up then leaves the trigger's class out), unless the user named a target."""
+    from bsd_audit.api import split_target
+
+    rng = np.random.default_rng(3)
+    labels = np.repeat(np.arange(10), 250)
+    classes = [f"c{i}" for i in range(10)]
+    fit = _ranks(labels, [0.0, -0.6, 0.2, 0.1, 0.0, 0.3, -0.2, 0.1, 0.0, 0.2], rng)
+    honest_fit, honest_prob = fit.copy(), _honest_holdout(labels, fit, rng)
+    honest_called = _called(labels, honest_prob, rng)
+    poison = np.flatnonzero(labels == 3)[:60]
+    fit[poison] = 1 / (1 + np.exp(-rng.normal(-1.4, 0.5, len(poison))))
+    prob = _honest_holdout(labels, fit, rng)
+    prob[poison] = rng.uniform(0.0, 0.15, len(poison))
+    mask = np.zeros(len(labels), bool)
+    mask[poison] = True
+    called, called_prob = _called(labels, prob, rng, sure=mask)
+
+    used, source, v = split_target(_estimate(1, fit, prob, called, called_prob), labels, classes, None, "lga")
+    assert (used, source) == (3, "holdout")
+    assert v.verdict == "poisoned" and v.suspected == 3 and not v.target_in_doubt
+    used, source, v = split_target(_estimate(1, fit, prob, called, called_prob), labels, classes, "c1", "lga")
+    assert (used, source) == (1, "user") and v.target_in_doubt  # the user's class is kept, and the doubt said
+    used, source, _ = split_target(_estimate(3, fit, prob, called, called_prob), labels, classes, None, "artifact")
+    assert (used, source) == (3, "artifact")  # a right vote is kept
+    used, source, v = split_target(_estimate(1, honest_fit, honest_prob, *honest_called), labels, classes, None, "lga")
+    assert (used, source) == (1, "lga") and v.verdict == "clean"  # no trigger group anywhere: the vote stands
+
+
 @pytest.mark.parametrize("kind", ["unsure", "one kind"])
 def test_a_classs_own_odd_group_is_no_evidence(kind):
     """A class's own odd group fitted first (hats on one background; deer on grass): the held-out model
@@ -201,6 +241,22 @@ def test_the_check_leaves_the_splits_generators_as_it_found_them(tmp_path):
     labels = ds.labels.numpy()
     assert (called[held] != labels[held]).all() and (called[held] >= 0).all() and (called[~held] == -1).all()
     assert (called_prob[held] <= 1 - first[held] + 1e-6).all()  # the others share what the label did not get
+
+
+def test_the_check_trains_in_fp32_under_a_bf16_run(tmp_path):
+    """Its line was set on fp32 runs, and under bf16 autocast its z on a trigger group was weaker: a bf16
+    run's check gives what an fp32 run's does, to the bit."""
+    make_tiny_poisoned(tmp_path / "data", per_class=24)
+    fit = None
+    out = {}
+    for precision in ("fp32", "bf16"):
+        cfg = resolve_config("cpu", {**TINY_OVERRIDES, "holdout_epochs": 2, "precision": precision})
+        rt, ds, norm = prepare(tmp_path / "data", cfg, Progress())
+        assert rt.precision == precision
+        fit = np.random.default_rng(0).uniform(size=len(ds)) if fit is None else fit
+        out[precision] = holdout_check(ds, norm, cfg, rt, fit)
+    for a, b in zip(out["fp32"], out["bf16"]):
+        np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize("target_z_sign", [+1, 0, -1])

@@ -29,6 +29,7 @@ leaves every generator the split uses as it found it, so a split with or without
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import NamedTuple
 
@@ -67,6 +68,10 @@ def holdout_check(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, 
     if not cfg.holdout_epochs:
         return prob, called, called_prob
     quarter = holdout_quarters(labels, fit_rank, cfg.holdout_share)
+    # fp32 whatever the run's precision: trained under bf16 autocast the check's z on the sample's trigger
+    # group was 1.1-1.4 weaker on the same fit ranks (docs/decisions/0030-bf16-on-cpus.md), and its line
+    # was set on fp32 runs
+    rt = dataclasses.replace(rt, amp_dtype=None)
     seed = int(np.random.SeedSequence([cfg.seed, 0x401D]).generate_state(1)[0])
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

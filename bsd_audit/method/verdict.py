@@ -147,8 +147,8 @@ class Verdict:
         sure, spread = x.get("holdout_called_as_sure"), x.get("holdout_called_spread")
         profile = "" if sure is None else f" (sure {sure:.2f}, spread {spread:.2f})"
         listed = f"{n} listed as suspicious"
-        elsewhere = (f" The run used {self.name(target)} as the target; run split again with --target "
-                     f"{self.name(low)}." if self.target_in_doubt else "")
+        elsewhere = (f" The run used {self.name(target)} as the target; a split without --target, or with --target "
+                     f"{self.name(low)}, builds its pools around {self.name(low)}." if self.target_in_doubt else "")
         if self.verdict == "poisoned" and "tail" in self.evidence:
             extra = f"; and {held}" if "holdout" in self.evidence else ""
             return f"{tail}: a group of its samples is fitted like a trigger shortcut{extra} ({listed})."

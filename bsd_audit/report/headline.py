@@ -58,6 +58,9 @@ def headline(target: dict[str, Any], num_samples: int, clean_size: int,
                    + ("and the independent second-likely estimate agrees." if agree
                       else f"and the independent second-likely estimate names \u201c{second}\u201d (the verdict weighs "
                       "the evidence of every class, not the votes)."))
+        if source == "holdout":
+            out.append(f"The split was built around \u201c{name}\u201d, not the vote's class: the held-out check "
+                       f"found a trigger group there and none in \u201c{target.get('lga_target_name', '?')}\u201d.")
     if verdict is None or "verdict" not in verdict:
         out.append("This artifact holds no attack-present decision: a clean dataset also yields a most likely "
                    "target, so weigh the evidence and the images below.")
