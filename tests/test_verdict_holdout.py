@@ -251,7 +251,7 @@ def test_the_check_trains_in_fp32_under_a_bf16_run(tmp_path):
     out = {}
     for precision in ("fp32", "bf16"):
         cfg = resolve_config("cpu", {**TINY_OVERRIDES, "holdout_epochs": 2, "precision": precision})
-        rt, ds, norm = prepare(tmp_path / "data", cfg, Progress())
+        rt, ds, norm, cfg, _ = prepare(tmp_path / "data", cfg, Progress())
         assert rt.precision == precision
         fit = np.random.default_rng(0).uniform(size=len(ds)) if fit is None else fit
         out[precision] = holdout_check(ds, norm, cfg, rt, fit)
