@@ -39,6 +39,17 @@ def test_the_working_size_is_the_median_short_side_capped_and_never_upscaled():
     assert choose_working_size(np.array([4, 4]), 128) == 8
 
 
+def test_photos_are_audited_at_32_px_by_default_and_told_what_that_can_miss(tmp_path):
+    """auto is opt-in (decision 0028): the default audits at 32 px and the shrink warning names the way out."""
+    for preset in ("cpu", "fast", "paper"):
+        assert resolve_config(preset).image_size == 32
+    for i in range(3):
+        _photo(533, 400, i).save(tmp_path / f"{i}.jpg")
+    s = survey_sizes(tmp_path, [f"{i}.jpg" for i in range(3)], cap=128, fixed=resolve_config("cpu").image_size)
+    assert s.working_size == 32 and s.shrink == pytest.approx(12.5)
+    assert "--set image_size=auto" in s.warning
+
+
 def test_the_survey_reads_headers_and_states_the_shrink(tmp_path):
     for i, (w, h) in enumerate([(640, 400), (400, 600), (500, 500), (800, 450)]):
         _photo(w, h, i).save(tmp_path / f"{i}.jpg")
