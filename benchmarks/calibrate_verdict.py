@@ -130,6 +130,9 @@ def matrix_rows() -> dict[str, tuple[Poisoned, str]]:
         attack, params = MATRIX_ATTACKS[key]
         name = f"m-clothing-{key}-5"
         rows[name] = (Poisoned(attack, 0.05, params, _drawn_target(name, CLOTHING_CLASSES)), "clothing")
+    # the photo-scale BadNets of issue 21: a patch 6 % of the short side (the paper's ImageNet patch is 14 %)
+    name = "m-clothing-badnets6pct-5"
+    rows[name] = (Poisoned("badnets", 0.05, {"patch_share": 0.06}, _drawn_target(name, CLOTHING_CLASSES)), "clothing")
     return rows
 
 

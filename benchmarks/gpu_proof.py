@@ -83,7 +83,7 @@ def run(source: Path, work: Path, small: bool, sets: list[str]) -> dict:
     gpu_peak = device_peak_mb_of(report.device)
 
     # step rates on the same data and preset (the split's own loops, timed alone)
-    rt, ds, norm = prepare(bench / "train", cfg, Progress())
+    rt, ds, norm, cfg, _ = prepare(bench / "train", cfg, Progress())
     b = 2 if small else STEP_BATCHES
     steps = {"lga": time_lga(ds, norm, cfg, rt, b * cfg.altruistic_batch_size)}
     steps["supervised"], model = time_supervised(ds, norm, cfg, rt, b * cfg.warmup_batch_size)

@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for data, evidence_file in args.run:
         run = load(Path(evidence_file))
         if args.copies_only:
-            _, ds, _ = prepare(Path(data), resolve_config(args.preset, {"seed": int(run["seed"])}), Progress())
+            _, ds, _, _, _ = prepare(Path(data), resolve_config(args.preset, {"seed": int(run["seed"])}), Progress())
             if not np.array_equal(ds.labels.cpu().numpy(), run["labels"]):
                 raise SystemExit(f"{evidence_file} was not saved from {data}: the labels differ")
             copy_of = ds.copy_of()
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         true_t = int(np.bincount(labels[truth]).argmax()) if truth.any() else None
         for epochs in args.epochs:
             cfg = resolve_config(args.preset, {"seed": int(run["seed"]), "holdout_epochs": epochs})
-            rt, ds, norm = prepare(Path(data), cfg, Progress())
+            rt, ds, norm, cfg, _ = prepare(Path(data), cfg, Progress())
             if not np.array_equal(ds.labels.cpu().numpy(), labels):
                 raise SystemExit(f"{evidence_file} was not saved from {data}: the labels differ")
             t0 = time.perf_counter()

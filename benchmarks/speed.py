@@ -438,7 +438,7 @@ def main(argv: list[str] | None = None) -> dict:
     # ---- decode: the audit's own data stage (runtime, seeds, scan, decode, channel statistics)
     at_start = host_peak_mb()  # torch and the tool imported, nothing loaded
     t0 = time.perf_counter()
-    rt, ds, norm = prepare(args.data, cfg, Progress())
+    rt, ds, norm, cfg, _ = prepare(args.data, cfg, Progress())
     sync(rt)
     decode_s = time.perf_counter() - t0
     N, C = len(ds), ds.num_classes

@@ -35,7 +35,8 @@ from .config import Config, lga_epochs, resolve_config
 from .data import ImageDataset, Normalizer, load_imagefolder, scan_tree
 from .data.cache import resolve_cache_dir
 from .data.imagefolder import ScannedTree, load_with_classes
-from .data.memory import dataset_from_arrays
+from .data.memory import as_uint8_nchw, dataset_from_arrays
+from .data.sizes import SizeSurvey, array_survey, survey_sizes
 from .errors import BadInputError, TrainingDivergedError
 from .method.bsd import SplitResult, exclude_final_list, run_bsd
 from .method.purify import MODES, train_model
@@ -102,6 +103,7 @@ class _AuditReport(TargetChoice, _Result):
     warnings: list[str]  # what the user should know before trusting the result, one sentence each
     fingerprint: str
     device: dict[str, Any]  # type (cpu | cuda), name, index, threads, ranks
+    image_sizes: SizeSurvey  # the images' native sizes, the working size chosen and the shrink
     verdict: VerdictSummary
     resumed_from: Resumed | None
     wall_time_s: float = 0.0
@@ -184,6 +186,7 @@ class PoisonFinding:
     suspicion: np.ndarray  # per image, high = suspicious (0 outside the target class)
     clean: np.ndarray  # bool: in BSD's final clean pool (safe to train on)
     scores: dict[str, np.ndarray] = field(default_factory=dict)  # oss, als, indicator: high = clean
+    image_sizes: SizeSurvey | None = None  # the images' size, the working size and the shrink
 
 
 # ---------------------------------------------------------------------------------- configuration
@@ -206,11 +209,17 @@ def configure(preset: str = "auto", overrides: dict[str, Any] | None = None, con
 
 # ---------------------------------------------------------------------------------- shared steps
 def prepare(data: Path, cfg: Config, progress: Progress, tree: ScannedTree | None = None
-            ) -> tuple[Runtime, ImageDataset, Normalizer]:
+            ) -> tuple[Runtime, ImageDataset, Normalizer, Config, SizeSurvey]:
+    """Device, decoded data, normaliser, and the config at the working size it chose (``image_size``
+    auto: from the images' own sizes, data/sizes.py), with the survey that chose it."""
     rt = make_runtime(cfg)
     seed_everything(cfg.seed)
     progress.log(f"device: {rt.describe()}")
     tree = tree or scan_tree(data)
+    sizes = survey_sizes(tree.root, tree.paths, cfg.image_size_cap, None if cfg.image_size == "auto" else cfg.image_size)
+    cfg = cfg.model_copy(update={"image_size": sizes.working_size})
+    progress.log(f"working size {sizes.working_size} px (native short side {sizes.short_side_min}-"
+                 f"{sizes.short_side_max} px, median {sizes.short_side_median}; shrink {sizes.shrink:g}x)")
     progress.start("load images", len(tree.paths))
     # Under torchrun the first rank of each machine decodes and fills the decode cache while the
     # others wait, then they read the cache instead of decoding the same files again. (A failed
@@ -229,15 +238,17 @@ def prepare(data: Path, cfg: Config, progress: Progress, tree: ScannedTree | Non
     if ds.skipped:
         progress.log(f"skipped {len(ds.skipped)} non-image entries (first: {ds.skipped[0]})")
     progress.log(f"{len(ds)} images, {ds.num_classes} classes, fingerprint {ds.fingerprint[:12]}")
-    return rt, ds, _normalizer(ds, rt)
+    return rt, ds, _normalizer(ds, rt), cfg, sizes
 
 
-def _warnings(ds: ImageDataset) -> list[str]:
+def _warnings(ds: ImageDataset, sizes: SizeSurvey) -> list[str]:
     out = [f"class folder {name}/ holds no images: it is not a class of this audit (torchvision's ImageFolder "
            "would refuse the tree)" for name in empty_classes(ds)]
     if ds.bad_files:
         out.append(f"{len(ds.bad_files)} unusable file(s) were left out (--skip-bad-files), first "
                    f"{ds.bad_files[0][0]}; every one is listed under skipped_bad_files")
+    if sizes.warning:
+        out.append(sizes.warning)
     return out
 
 
@@ -383,7 +394,7 @@ def detect_target(data: Path, out: Path, cfg: Config, progress: Progress | None 
     _claim(out, "target artifact", "target", progress, force, [data])
     with output_lock(out):
         t0 = time.perf_counter()
-        rt, ds, norm = prepare(data, cfg, progress, tree)
+        rt, ds, norm, cfg, sizes = prepare(data, cfg, progress, tree)
         gen = rt.generator(cfg.seed)
         # the numpy generator is unused by the warm-up; the checkpoint keeps one for every phase
         ckpt = RunCheckpoints(checkpoint_path(out), {"command": "detect-target"}, cfg, ds, rt.describe(), gen,
@@ -394,7 +405,8 @@ def detect_target(data: Path, out: Path, cfg: Config, progress: Progress | None 
         v = judge(est, ds.labels.cpu().numpy(), est.target, classes=ds.classes)
         report = DetectTargetReport(
             artifact=str(out), num_samples=len(ds), classes=ds.classes, empty_classes=empty_classes(ds),
-            skipped_bad_files=_bad_files(ds), warnings=_warnings(ds), fingerprint=ds.fingerprint, device=rt.info(),
+            skipped_bad_files=_bad_files(ds), warnings=_warnings(ds, sizes), fingerprint=ds.fingerprint, device=rt.info(),
+            image_sizes=sizes,
             **_target_choice(est, ds.classes, est.target, "lga"), verdict=v.summary(),
             resumed_from=_resumed(state), wall_time_s=round(time.perf_counter() - t0, 2))
         with _keeping_checkpoint(ckpt.path):
@@ -472,12 +484,12 @@ def split(data: Path, out: Path, cfg: Config, target: str | None = None, target_
     _claim(out, "split artifact", "split", progress, force, [data], [target_from, truth_manifest])
     with output_lock(out):
         t0 = time.perf_counter()
-        rt, ds, norm = prepare(data, cfg, progress, tree)
+        rt, ds, norm, cfg, sizes = prepare(data, cfg, progress, tree)
         truth = load_truth(truth_manifest, ds) if truth_manifest else None
         if target is not None and target not in ds.classes:
             raise BadInputError(f"--target {target!r} is not a class of {ds.root}; classes: {', '.join(ds.classes)}")
         est = read_target(target_from, ds, cfg) if target_from is not None else None
-        warnings = _warnings(ds)
+        warnings = _warnings(ds, sizes)
         if est is not None:
             progress.log(f"target estimate read from {target_from}")
             if target is not None and target != ds.classes[est.target]:
@@ -495,7 +507,7 @@ def split(data: Path, out: Path, cfg: Config, target: str | None = None, target_
         report = SplitReport(
             artifact=str(out), num_samples=len(ds), classes=ds.classes, empty_classes=empty_classes(ds),
             skipped_bad_files=_bad_files(ds), warnings=warnings, fingerprint=ds.fingerprint, device=rt.info(),
-            **_target_choice(a.est, ds.classes, a.used, a.source), clean_size=int(clean.sum()),
+            image_sizes=sizes, **_target_choice(a.est, ds.classes, a.used, a.source), clean_size=int(clean.sum()),
             poison_size=int((~clean).sum()), clean_share=round(float(clean.mean()), 4),
             clean_per_class={c: int(n) for c, n in zip(ds.classes, np.bincount(labels[clean], minlength=ds.num_classes))},
             resumed_from=_resumed(state), verdict=a.verdict.summary(),
@@ -536,7 +548,10 @@ def find_poisoned(images, labels, classes: list[str] | None = None, cfg: Config 
     progress = progress or Progress()
     rt = make_runtime(cfg)
     seed_everything(cfg.seed)
-    ds = dataset_from_arrays(images, labels, classes, cfg.image_size, rt.device)
+    x = as_uint8_nchw(images)
+    sizes = array_survey(x.shape[-2], x.shape[-1], cfg.image_size_cap, None if cfg.image_size == "auto" else cfg.image_size)
+    cfg = cfg.model_copy(update={"image_size": sizes.working_size})
+    ds = dataset_from_arrays(x, labels, classes, cfg.image_size, rt.device)
     if target is not None and target not in ds.classes:
         raise BadInputError(f"target {target!r} is not one of the classes: {', '.join(ds.classes)}")
     ckpt = RunCheckpoints(None, {}, cfg, ds, rt.describe(), rt.generator(cfg.seed), np.random.default_rng(cfg.seed))
@@ -545,7 +560,7 @@ def find_poisoned(images, labels, classes: list[str] | None = None, cfg: Config 
     return PoisonFinding(
         target=a.used, target_name=ds.classes[a.used], verdict=a.verdict.summary(),
         suspicious=order[a.verdict.suspicious[order]], suspicion=a.verdict.suspicion, clean=a.res.clean,
-        scores={"oss": a.res.oss_scores, "als": a.res.als_scores, "indicator": a.res.indicator})
+        scores={"oss": a.res.oss_scores, "als": a.res.als_scores, "indicator": a.res.indicator}, image_sizes=sizes)
 
 
 # ---------------------------------------------------------------------------------- train-clean
@@ -565,7 +580,7 @@ def train_clean(data: Path, out: Path, cfg: Config, split_path: Path | None = No
     _claim(out, "model file", "model", progress, force, [data], [split_path])
     with output_lock(out):
         t0 = time.perf_counter()
-        rt, ds, norm = prepare(data, cfg, progress, tree)
+        rt, ds, norm, cfg, sizes = prepare(data, cfg, progress, tree)
         clean, target, split_created, init_state, init = None, -1, "", None, "scratch"
         if mode != "baseline":
             sp = read_split(split_path, ds, main_weights=cfg.purify_init == "split")

@@ -203,7 +203,7 @@ def _print_config(cfg: Config, quiet: bool, verbose: bool) -> None:
     if verbose:
         err.print("config: " + cfg.to_json(), markup=False, highlight=False, soft_wrap=True)
     elif not quiet:
-        err.print(f"[dim]config: preset {cfg.preset}, seed {cfg.seed}, {cfg.arch} at {cfg.image_size} px "
+        err.print(f"[dim]config: preset {cfg.preset}, seed {cfg.seed}, {cfg.arch}, image size {cfg.image_size} "
                   "(every field: --verbose, or `bsd-audit config`)[/dim]", highlight=False)
 
 

@@ -44,7 +44,12 @@ class Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     # --- data
-    image_size: int = Field(32, ge=8, le=1024)  # working resolution: every image is resized to image_size x image_size
+    # Working resolution: every image is resized whole to image_size x image_size. auto = from the
+    # data's own sizes (median short side, a multiple of 32), at most image_size_cap, never upscaled
+    # (data/sizes.py); the run's config holds the size it chose. 32 stays the default until the verdict
+    # is shown to catch a photo backdoor at the larger size (docs/decisions/0028-working-size-and-stems.md).
+    image_size: int | Literal["auto"] = 32
+    image_size_cap: int = Field(224, ge=8, le=1024)
     max_image_pixels: int = Field(89_478_485, ge=1)
     # Leave unusable image files out (listed in the summary and the artifact) instead of refusing the tree.
     skip_bad_files: bool = False  # decompression-bomb guard (PIL's default limit)
@@ -128,7 +133,7 @@ class Config(BaseModel):
     # already trained on the final pools the same way) | scratch: new weights, as the paper's table
     purify_init: Literal["split", "scratch"] = "split"
     # --- augmentation (batch-level, on the device)
-    aug_translate: int = Field(4, ge=0)  # reflect-pad then random crop, in pixels
+    aug_translate: int = Field(4, ge=0)  # reflect-pad then random crop, in pixels at 32 px (scaled up with larger working sizes)
     aug_flip: bool = True
     # --- machinery
     eval_batch_size: int = Field(512, ge=1)
@@ -144,6 +149,13 @@ class Config(BaseModel):
     def altruistic_net(self) -> tuple[str, float]:
         """(arch, width) of the altruistic model g_φ."""
         return altruistic_net_of(vars(self))
+
+    @property
+    def translate_px(self) -> int:
+        """aug_translate at the working size: photos get the share of the image CIFAR's 4 of 32 px is;
+        thumbnails of 32 px or less keep aug_translate itself, as CIFAR-style training does."""
+        size = 32 if self.image_size == "auto" else max(self.image_size, 32)
+        return int(round(self.aug_translate * size / 32))
 
     @property
     def stage2_start(self) -> int:
@@ -171,6 +183,13 @@ class Config(BaseModel):
         need(not self.compile or hasattr(torch.nn.Module, "compile"),
              f"compile=true needs torch >= 2.2 (this is {torch.__version__})")
         return self
+
+    @field_validator("image_size")
+    @classmethod
+    def _image_size(cls, value):
+        if value != "auto" and not 8 <= value <= 1024:
+            raise ValueError(f"image_size is auto or a side in pixels from 8 to 1024, got {value}")
+        return value
 
     @field_validator("device")
     @classmethod
@@ -214,7 +233,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "cpu": dict(
         arch="resnet18", width=16, altruistic_warmup_epochs=14, altruistic_warmups=0, T1=10, init_fixed_epochs=2,
         T2=18, T3=22, mixmatch_iterations=24, mixmatch_batch_size=64, mixmatch_rampup=22, eval_batch_size=500,
-        purify_epochs=30,
+        purify_epochs=30, image_size_cap=128,
     ),
 }
 

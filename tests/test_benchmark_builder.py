@@ -124,7 +124,7 @@ def test_badnets_corner_is_checkerboard(built):
         corner = _rgb(out / "train" / rel)[-3:, -3:, :]
         for ch in range(3):
             np.testing.assert_array_equal(corner[:, :, ch], board)
-    assert m["params"] == {"patch_size": 3} and m["target"] == "cat" and m["target_index"] == 2
+    assert m["params"] == {"patch_size": 3, "patch_share": 0.0} and m["target"] == "cat" and m["target_index"] == 2
 
 
 def test_names_do_not_reveal_poison(built):
@@ -170,7 +170,7 @@ def test_deterministic(source, tmp_path, built):
 
 def test_params_override_and_target(source, tmp_path):
     m = _build(source, tmp_path / "o", "badnets", target="ant", params={"patch_size": 5})
-    assert m["params"] == {"patch_size": 5} and m["target"] == "ant" and m["target_index"] == 0
+    assert m["params"] == {"patch_size": 5, "patch_share": 0.0} and m["target"] == "ant" and m["target_index"] == 0
     for rel in m["poisoned"]:
         np.testing.assert_array_equal(_rgb(tmp_path / "o" / "train" / rel)[-5:, -5:, 0], checkerboard(5))
     with pytest.raises(ValueError, match="unknown parameter"):

@@ -175,9 +175,9 @@ def test_the_altruistic_model_is_built_on_its_own_net():
     from bsd_audit.method.altruistic import new_altruistic
     from bsd_audit.training.nets import FastNet, ResNet18
 
-    cfg = resolve_config("fast", {"device": "cpu"})
+    cfg = resolve_config("fast", {"device": "cpu", "image_size": 32})
     model, _ = new_altruistic(cfg, 3, make_runtime(cfg))
     first_conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
     assert isinstance(model, ResNet18) and first_conv.out_channels == 16
-    plain = resolve_config("cpu", {"device": "cpu", "arch": "fastnet", "width": "8"})
+    plain = resolve_config("cpu", {"device": "cpu", "arch": "fastnet", "width": "8", "image_size": 32})
     assert isinstance(new_altruistic(plain, 3, make_runtime(plain))[0], FastNet)

@@ -226,7 +226,7 @@ def test_the_check_leaves_the_splits_generators_as_it_found_them(tmp_path):
     """Its model and batches draw from seeds of their own, so a split runs the same with or without it."""
     make_tiny_poisoned(tmp_path / "data", per_class=24)
     cfg = resolve_config("cpu", {**TINY_OVERRIDES, "holdout_epochs": 2})
-    rt, ds, norm = prepare(tmp_path / "data", cfg, Progress())
+    rt, ds, norm, cfg, _ = prepare(tmp_path / "data", cfg, Progress())
     fit = np.random.default_rng(0).uniform(size=len(ds))
     torch.manual_seed(11)
     before = torch.random.get_rng_state()
@@ -251,7 +251,7 @@ def test_the_check_trains_in_fp32_under_a_bf16_run(tmp_path):
     out = {}
     for precision in ("fp32", "bf16"):
         cfg = resolve_config("cpu", {**TINY_OVERRIDES, "holdout_epochs": 2, "precision": precision})
-        rt, ds, norm = prepare(tmp_path / "data", cfg, Progress())
+        rt, ds, norm, cfg, _ = prepare(tmp_path / "data", cfg, Progress())
         assert rt.precision == precision
         fit = np.random.default_rng(0).uniform(size=len(ds)) if fit is None else fit
         out[precision] = holdout_check(ds, norm, cfg, rt, fit)
@@ -324,7 +324,7 @@ def test_copy_of_names_each_pictures_first_copy_within_its_class(tmp_path):
     shutil.copy2(ant[3], root / "ant" / "zz-copy-b.png")
     shutil.copy2(ant[3], root / "bee" / "zz-same-picture.png")
     cfg = resolve_config("cpu", TINY_OVERRIDES)
-    _, ds, _ = prepare(root, cfg, Progress())
+    _, ds, _, _, _ = prepare(root, cfg, Progress())
     copy_of = ds.copy_of()
     where = {p: i for i, p in enumerate(ds.paths)}
     first = where[f"ant/{ant[3].name}"]

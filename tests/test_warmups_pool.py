@@ -18,7 +18,7 @@ from conftest import TINY_OVERRIDES
 def _warm_up(data, runs: int):
     """detect_target on the tiny set with ``runs`` warm-ups, and the warm-up state after every epoch."""
     cfg = resolve_config("cpu", {**TINY_OVERRIDES, "altruistic_warmups": runs})
-    rt, ds, norm = prepare(data, cfg, Progress())  # seeds torch's global generator, as a run does
+    rt, ds, norm, cfg, _ = prepare(data, cfg, Progress())  # seeds torch's global generator, as a run does
     states = []
 
     def keep(state):

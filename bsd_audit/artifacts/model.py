@@ -92,7 +92,7 @@ def load_model(path: Path | str, device: torch.device | str = "cpu") -> LoadedMo
         try:
             classes = strings(f["classes"])
             attrs = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in f.attrs.items()}
-            module = build_model(str(attrs["arch"]), len(classes), float(attrs["width"]))
+            module = build_model(str(attrs["arch"]), len(classes), float(attrs["width"]), int(attrs["image_size"]))
             state = read_tensors(f["weights/model"])
         except KeyError as exc:
             raise BadInputError(f"{path}: incomplete model file (missing {exc}). Re-run train-clean.") from exc

@@ -138,6 +138,10 @@ def write_target(path: Path, est: TargetEstimate, ds: ImageDataset, cfg: Config,
 def _check_altruistic_net(made: dict, cfg: Config, path: Path) -> None:
     """The artifact's g_φ weights load only into the net they were trained on."""
     (arch, width), (now_arch, now_width) = altruistic_net_of(made), cfg.altruistic_net
+    if made.get("image_size") != cfg.image_size:
+        raise BadInputError(
+            f"{path}: its altruistic model works at {made.get('image_size')} px, this run at {cfg.image_size} px. "
+            "Run split with the image_size (and image_size_cap) detect-target used, or re-run detect-target.")
     if (arch, width) != (now_arch, now_width):
         raise BadInputError(
             f"{path}: its altruistic model is {arch} width {width:g} (preset {made.get('preset')}), this run's is "

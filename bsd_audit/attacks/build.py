@@ -18,15 +18,17 @@ from . import triggers
 ATTACKS = ("badnets", "blended", "wanet", "sig", "badnets_all2all")
 
 DEFAULT_PARAMS: dict[str, dict[str, float]] = {
-    "badnets": {"patch_size": 3},
-    "blended": {"alpha": 0.2},
+    "badnets": {"patch_size": 3, "patch_share": 0.0},
+    "blended": {"alpha": 0.2, "pattern_size": 0},
     "wanet": {"k": 4, "s": 0.5, "cross_ratio": 2},
     "sig": {"delta": 20, "f": 6},
     "badnets_all2all": {"patch_size": 3},
 }
 
 # Parameters that must be whole numbers; the rest may be any real number.
-_INT_PARAMS = {"patch_size", "k"}
+_INT_PARAMS = {"patch_size", "k", "pattern_size"}
+# Blended's pattern on a source whose images differ in size: drawn at this side, resized to each image
+MIXED_SIZES_PATTERN = 224
 
 # Clean-label attacks poison samples of the target class and keep their labels.
 _CLEAN_LABEL = {"sig"}
@@ -58,6 +60,8 @@ def _resolve_params(attack: str, params: dict | None) -> dict:
                 raise ValueError(f"parameter {key!r} must be a whole number, got {value!r}")
             value = int(value)
         resolved[key] = value
+    if not 0 <= resolved.get("patch_share", 0.0) < 1:
+        raise ValueError(f"parameter 'patch_share' is a share of the short side in [0, 1), got {resolved['patch_share']}")
     if resolved.get("cross_ratio", 0) < 0:
         raise ValueError(f"parameter 'cross_ratio' must be non-negative, got {resolved['cross_ratio']}")
     return resolved
@@ -65,16 +69,25 @@ def _resolve_params(attack: str, params: dict | None) -> dict:
 
 def _make_trigger(attack: str, params: dict, seed: int) -> Callable[..., np.ndarray]:
     if attack in ("badnets", "badnets_all2all"):
-        size = params["patch_size"]
-        return lambda img: triggers.badnets(img, patch_size=size)
+        size, share = params["patch_size"], params.get("patch_share", 0.0)
+        return lambda img: triggers.badnets(img, patch_size=size, patch_share=share)
     if attack == "blended":
-        return triggers.Blended(alpha=params["alpha"], seed=seed)
+        return triggers.Blended(alpha=params["alpha"], seed=seed, pattern_size=params["pattern_size"])
     if attack == "wanet":
         return triggers.WaNet(k=params["k"], s=params["s"], seed=seed)
     if attack == "sig":
         delta, f = params["delta"], params["f"]
         return lambda img: triggers.sig(img, delta=delta, f=f)
     raise AssertionError(attack)
+
+
+def _shapes(paths: list[Path]) -> set[tuple[int, int]]:
+    """The distinct (width, height) of the images, read from their headers."""
+    out = set()
+    for path in paths:
+        with Image.open(path) as im:
+            out.add(im.size)
+    return out
 
 
 def _list_images(folder: Path) -> list[Path]:
@@ -234,6 +247,8 @@ def build_benchmark(
     width = max(6, len(str(num_train - 1)))
     ids = _rng(seed, _STREAM_NAMES).permutation(num_train)
 
+    if attack == "blended" and not resolved["pattern_size"] and len(_shapes([p for p, _ in train + test])) > 1:
+        resolved["pattern_size"] = MIXED_SIZES_PATTERN  # one pattern for every size (recorded in the manifest)
     trigger = _make_trigger(attack, resolved, seed)
     poisoned_set, cross_set = set(poisoned_idx.tolist()), set(cross_idx.tolist())
     cross_noise = _rng(seed, _STREAM_CROSS_NOISE)

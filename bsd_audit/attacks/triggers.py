@@ -29,40 +29,59 @@ def checkerboard(size: int = 3) -> np.ndarray:
     return np.where((i + j) % 2 == 0, 255, 0).astype(np.uint8)
 
 
-def badnets(img: np.ndarray, *, patch_size: int = 3) -> np.ndarray:
+def badnets(img: np.ndarray, *, patch_size: int = 3, patch_share: float = 0.0) -> np.ndarray:
     """BadNets (Gu et al. 2017): paste a black/white checkerboard into the bottom-right corner.
 
     ``patch_size`` (default 3) is the side of the square patch in pixels; each checkerboard cell is
-    one pixel and all three channels get the same 0/255 value.
+    one pixel and all three channels get the same 0/255 value. With ``patch_share`` > 0 the patch is
+    that share of the image's short side instead (at least ``patch_size`` pixels), the same
+    ``patch_size`` x ``patch_size`` checkerboard with larger cells: the trigger is the same part of
+    a photo at any size, as the paper scales it for ImageNet.
     """
     _check_image(img)
     h, w = img.shape[:2]
     if not 1 <= patch_size <= min(h, w):
         raise ValueError(f"patch_size must be between 1 and {min(h, w)} for a {h}x{w} image, got {patch_size}")
+    board = checkerboard(patch_size)
+    if patch_share > 0:
+        side = min(max(patch_size, int(round(patch_share * min(h, w)))), min(h, w))
+        cells = (np.arange(side) * patch_size) // side  # nearest-neighbour scaling of the board
+        board = board[cells][:, cells]
     out = img.copy()
-    out[h - patch_size :, w - patch_size :, :] = checkerboard(patch_size)[:, :, None]
+    out[h - len(board):, w - len(board):, :] = board[:, :, None]
     return out
 
 
 class Blended:
     """Blended (Chen et al. 2017): ``x' = (1 - alpha) * x + alpha * pattern``.
 
-    ``pattern`` is uniform integer noise in [0, 255] with the image's own shape, drawn from ``seed``
-    (the same pattern for every image of that shape). ``alpha`` (default 0.2) is the blend ratio.
+    ``pattern`` is uniform integer noise in [0, 255] drawn from ``seed``: with ``pattern_size`` 0 at
+    the image's own shape (the same pattern for every image of that shape: thumbnails of one size),
+    else drawn once at ``pattern_size`` x ``pattern_size`` and resized (bilinear) to each image, so
+    that photos of every size carry the same full-image pattern. ``alpha`` (default 0.2) is the
+    blend ratio.
     """
 
-    def __init__(self, *, alpha: float = 0.2, seed: int = 0):
+    def __init__(self, *, alpha: float = 0.2, seed: int = 0, pattern_size: int = 0):
         if not 0.0 < alpha <= 1.0:
             raise ValueError(f"alpha must be in (0, 1], got {alpha}")
+        if pattern_size < 0:
+            raise ValueError(f"pattern_size must be 0 (the image's shape) or a side in pixels, got {pattern_size}")
         self.alpha = float(alpha)
         self.seed = seed
+        self.pattern_size = int(pattern_size)
         self._patterns: dict[tuple[int, ...], np.ndarray] = {}
 
     def pattern(self, shape: tuple[int, ...]) -> np.ndarray:
         shape = tuple(shape)
         if shape not in self._patterns:
             rng = np.random.default_rng(self.seed)
-            self._patterns[shape] = rng.integers(0, 256, size=shape, dtype=np.uint8)
+            if not self.pattern_size:
+                self._patterns[shape] = rng.integers(0, 256, size=shape, dtype=np.uint8)
+            else:
+                base = rng.integers(0, 256, size=(1, 3, self.pattern_size, self.pattern_size)).astype(np.float64)
+                resized = F.interpolate(torch.from_numpy(base), size=shape[:2], mode="bilinear", align_corners=False)
+                self._patterns[shape] = _to_uint8(resized[0].permute(1, 2, 0).numpy())
         return self._patterns[shape]
 
     def __call__(self, img: np.ndarray) -> np.ndarray:

@@ -265,7 +265,8 @@ def _what_is(data: bytes) -> str:
 
 
 def decode_image(data: bytes, name: str, size: int, max_pixels: int) -> np.ndarray:
-    """Bytes of one image file -> size x size x 3 uint8. Raises BadInputError naming ``name``."""
+    """Bytes of one image file -> size x size x 3 uint8: the whole image resized to the square. Raises
+    BadInputError naming ``name``."""
     # PIL refuses images over twice its own fixed limit before our check runs, so a limit raised by
     # the user (as the error below advises) would still be refused: raise PIL's to match. Only ever
     # raised, never lowered or restored, so concurrent decodes cannot undo each other.
@@ -283,7 +284,7 @@ def decode_image(data: bytes, name: str, size: int, max_pixels: int) -> np.ndarr
                        "Remove the file, or raise max_image_pixels (--set max_image_pixels=N) if it is genuine.")
         img.load()
         img = _to_rgb(img)
-        if img.size != (size, size):
+        if img.size != (size, size):  # the whole image, squared (data/sizes.py: one rule everywhere)
             img = img.resize((size, size), Image.BILINEAR)
         arr = np.asarray(img, dtype=np.uint8)
     except BadInputError:

@@ -17,7 +17,11 @@ from .imagefolder import ImageDataset, dataset_fingerprint
 def as_uint8_nchw(images) -> torch.Tensor:
     """N x 3 x H x W uint8 from a numpy array or tensor: uint8 (0-255) or float (0-1), channels first
     (N x 3 x H x W) or last (N x H x W x 3); a grey N x H x W is repeated over three channels."""
-    x = torch.as_tensor(np.asarray(images) if not isinstance(images, torch.Tensor) else images).detach().cpu()
+    if not isinstance(images, torch.Tensor):
+        images = np.asarray(images)
+        if not images.flags.writeable:  # torch cannot wrap a read-only array (a PIL image's, a memory map's)
+            images = images.copy()
+    x = torch.as_tensor(images).detach().cpu()
     if x.ndim == 3:
         x = x.unsqueeze(1).expand(-1, 3, -1, -1)
     if x.ndim != 4:
@@ -42,8 +46,8 @@ def as_uint8_nchw(images) -> torch.Tensor:
 
 
 def at_size(x: torch.Tensor, image_size: int) -> torch.Tensor:
-    """uint8 N x 3 x H x W resized to image_size x image_size as the decoder resizes (bilinear,
-    anti-aliased when shrinking); unchanged when it already has that size."""
+    """uint8 N x 3 x H x W to image_size x image_size as the decoder does it: the whole image resized
+    to the square (bilinear, anti-aliased when shrinking); unchanged when already that size."""
     if x.shape[-2:] == (image_size, image_size):
         return x
     return F.interpolate(x.float(), size=(image_size, image_size), mode="bilinear", antialias=True,

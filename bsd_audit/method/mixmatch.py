@@ -42,7 +42,7 @@ def mixmatch_step(model: nn.Module, opt: torch.optim.Optimizer, ds: ImageDataset
     rows_l, rows_u = shard(n_l), shard(n_u)
     idx_l, idx_u = idx_l[rows_l], idx_u[rows_u]
     def aug(idx, share):  # draws for the global batch, this rank's rows of them
-        return norm(augment(ds.images[idx], gen, cfg.aug_translate, cfg.aug_flip, share))
+        return norm(augment(ds.images[idx], gen, cfg.translate_px, cfg.aug_flip, share))
 
     x_l = aug(idx_l, (n_l, rows_l))
     y_l = F.one_hot(ds.labels[idx_l], C).float()

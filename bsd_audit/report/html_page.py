@@ -17,6 +17,7 @@ from .. import __version__
 from ..artifacts.split import SplitArtifact, read_split
 from ..artifacts.outputs import check_output, starts_like
 from ..artifacts.text import atomic_write_text
+from ..data.sizes import SizeSurvey
 from .export import check_top
 from .images import check_data_root, data_uri, thumbnail_png
 from .ranking import RankedTable, Row, rank_samples
@@ -78,6 +79,23 @@ def _evidence_facts(data: SplitArtifact) -> list[tuple[str, str]]:
         out.append(("held-out check", f"lowest z {x['holdout_z']:+.1f} in {low} of {x['holdout_tested']} classes "
                                       f"(line {x['holdout_line']:.1f}){called_profile(x)}"))
     return out
+
+
+def _sizes_note(data: SplitArtifact) -> str:
+    """The images' native sizes and the working size the audit saw them at; a warning when the shrink
+    can erase a small trigger (data/sizes.py)."""
+    raw = data.summary.get("image_sizes")
+    if not isinstance(raw, dict):
+        return ""
+    try:
+        s = SizeSurvey(**raw)
+    except TypeError:
+        return ""
+    text = (f"Images: native short side {s.short_side_min:,}-{s.short_side_max:,} px (median "
+            f"{s.short_side_median:,}, {s.non_square:.0%} not square); audited at {s.working_size} px, "
+            f"a shrink of {s.shrink:g}x.")
+    warn = f' <strong>Warning: {escape(s.warning)}.</strong>' if s.warning else ""
+    return f'<p class="note sizes">{escape(text)}{warn}</p>'
 
 
 def _vote_table(data: SplitArtifact) -> str:
@@ -161,12 +179,14 @@ def render_report(data: SplitArtifact, table: RankedTable, thumbs: dict[int, str
             f"{escape(str(data.attrs.get('created', '?')))} · report by bsd-audit {escape(__version__)} on "
             f"{_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')}")
     cells = "".join(_cell(r, thumbs[r.index]) for r in table.rows)
+    sizes = _sizes_note(data)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{_TITLE}: {escape(data.path.name)}</title><style>{CSS}</style></head>
 <body><main>
 <h1>Backdoor audit report</h1>
 <div class="meta">{meta}</div>
+{sizes}
 <div class="verdict v-{kind}" data-verdict="{kind}">{verdict}</div>
 {truth}
 <h2>Target label and pools</h2>

@@ -61,7 +61,9 @@ class Stream:
 def new_model(cfg: Config, num_classes: int, rt: Runtime, net: tuple[str, float] | None = None) -> nn.Module:
     """The main model, or the net ``(arch, width)`` when given (the altruistic model's)."""
     arch, width = net or (cfg.arch, cfg.width)
-    model = build_model(arch, num_classes, width).to(rt.device)
+    if cfg.image_size == "auto":  # the working size is chosen from the data (api.prepare) before any model exists
+        raise ValueError("new_model needs the working size: pass the config api.prepare returns, or set image_size")
+    model = build_model(arch, num_classes, width, cfg.image_size).to(rt.device)
     if rt.channels_last:
         model = model.to(memory_format=torch.channels_last)
     if cfg.compile:
@@ -89,7 +91,7 @@ def train_epoch(model: nn.Module, opt: torch.optim.Optimizer, ds: ImageDataset, 
         rows = shard(len(batch_idx))
         idx = batch_idx[rows]
         batch = ds.images[idx]
-        x = norm(augment(batch, gen, cfg.aug_translate, cfg.aug_flip, (len(batch_idx), rows)) if augmented else batch)
+        x = norm(augment(batch, gen, cfg.translate_px, cfg.aug_flip, (len(batch_idx), rows)) if augmented else batch)
         y = ds.labels[idx]
         with rt.autocast():
             logits = net(x)

@@ -1,15 +1,37 @@
 """Architectures the tool ships.
 
-Every model exposes ``features(x)`` (the penultimate layer, f_e in the paper, used by OSS) and
-``forward(x)`` (logits). Inputs are float images already normalised, NCHW.
+Every model exposes ``features(x)`` (the penultimate layer, f_e in the paper, used by OSS),
+``head`` (features to logits) and ``forward(x)`` (logits). Inputs are float images already
+normalised, NCHW.
+
+Each architecture comes in two forms, chosen by the working size (``image_size``): below
+IMAGENET_FROM px the CIFAR form, whose first layers keep the full resolution (a 32 px image has
+nothing to spare); from IMAGENET_FROM px the ImageNet form, whose stem shrinks the input fourfold
+(ResNet-18: a stride-2 7x7 convolution and a stride-2 max-pool, as in the ImageNet network) so that a
+128 px image costs about what a 32 px one costs in the CIFAR form. MobileNet-v2's ImageNet form is
+torchvision's own; torchvision's ResNet-18 has fixed widths, and the cpu preset needs width 16, so
+ResNet-18 and FastNet take the ImageNet stem here (docs/decisions/0028-working-size-and-stems.md).
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+from torchvision.models import mobilenet_v2 as tv_mobilenet_v2
 
 ARCHITECTURES = ("resnet18", "mobilenet_v2", "fastnet")
+IMAGENET_FROM = 64  # working sizes from here on get the ImageNet form
+
+
+def imagenet_form(image_size: int) -> bool:
+    return image_size >= IMAGENET_FROM
+
+
+def _imagenet_stem(c_out: int, act: nn.Module) -> nn.Sequential:
+    """ImageNet ResNet's stem: 7x7 convolution at stride 2, then a 3x3 max-pool at stride 2 (a fourth
+    of the side)."""
+    return nn.Sequential(nn.Conv2d(3, c_out, 7, 2, 3, bias=False), nn.BatchNorm2d(c_out), act,
+                         nn.MaxPool2d(3, 2, 1))
 
 
 class _BasicBlock(nn.Module):
@@ -30,13 +52,15 @@ class _BasicBlock(nn.Module):
 
 
 class ResNet18(nn.Module):
-    """CIFAR-style ResNet-18 (3x3 stem, no max-pool), as in the paper; ``width`` scales every stage
-    (64 is the paper's network, smaller widths make a CPU audit affordable)."""
+    """ResNet-18: CIFAR stem (3x3, no max-pool, as in the paper) or, with ``imagenet``, the ImageNet
+    stem; ``width`` scales every stage (64 is the standard network, smaller widths make a CPU audit
+    affordable)."""
 
-    def __init__(self, num_classes: int, width: int = 64):
+    def __init__(self, num_classes: int, width: int = 64, imagenet: bool = False):
         super().__init__()
         w = [width, 2 * width, 4 * width, 8 * width]
-        self.stem = nn.Sequential(nn.Conv2d(3, w[0], 3, 1, 1, bias=False), nn.BatchNorm2d(w[0]), nn.ReLU())
+        self.stem = (_imagenet_stem(w[0], nn.ReLU()) if imagenet else
+                     nn.Sequential(nn.Conv2d(3, w[0], 3, 1, 1, bias=False), nn.BatchNorm2d(w[0]), nn.ReLU()))
         layers, c_in = [], w[0]
         for i, c in enumerate(w):
             stride = 1 if i == 0 else 2
@@ -125,12 +149,14 @@ class _ConvGroup(nn.Module):
 
 class FastNet(nn.Module):
     """A small, fast VGG-like net in the spirit of airbench94: a stem conv, three conv groups that
-    each halve the resolution, global max-pool. ``width`` is the first group's channel count."""
+    each halve the resolution, global max-pool. ``width`` is the first group's channel count; with
+    ``imagenet`` the stem is ImageNet ResNet's (a fourth of the side)."""
 
-    def __init__(self, num_classes: int, width: int = 64):
+    def __init__(self, num_classes: int, width: int = 64, imagenet: bool = False):
         super().__init__()
         w = [width, 4 * width, 4 * width]
-        self.stem = nn.Sequential(nn.Conv2d(3, width // 2, 3, padding=1, bias=False), nn.BatchNorm2d(width // 2), nn.GELU())
+        self.stem = (_imagenet_stem(width // 2, nn.GELU()) if imagenet else
+                     nn.Sequential(nn.Conv2d(3, width // 2, 3, padding=1, bias=False), nn.BatchNorm2d(width // 2), nn.GELU()))
         self.groups = nn.Sequential(_ConvGroup(width // 2, w[0]), _ConvGroup(w[0], w[1]), _ConvGroup(w[1], w[2]))
         self.pool = nn.AdaptiveMaxPool2d(1)
         self.head = nn.Linear(w[2], num_classes, bias=False)
@@ -142,12 +168,32 @@ class FastNet(nn.Module):
         return self.head(self.features(x))
 
 
-def build_model(arch: str, num_classes: int, width: float | None = None) -> nn.Module:
-    """Build an architecture by name. ``width`` None or 0 means the architecture's standard width."""
+class ImageNetMobileNetV2(nn.Module):
+    """torchvision's MobileNet-v2 (ImageNet stem and strides), trained from scratch, with the
+    features/head split the tool reads."""
+
+    def __init__(self, num_classes: int, width: float = 1.0):
+        super().__init__()
+        net = tv_mobilenet_v2(weights=None, num_classes=num_classes, width_mult=width)
+        self.body = net.features
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.head = net.classifier  # dropout (0.2, training only), then the linear layer
+
+    def features(self, x):
+        return self.pool(self.body(x)).flatten(1)
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+def build_model(arch: str, num_classes: int, width: float | None = None, image_size: int = 32) -> nn.Module:
+    """Build an architecture by name, in the form for ``image_size`` (see the module note). ``width``
+    None or 0 means the architecture's standard width."""
+    imagenet = imagenet_form(image_size)
     if arch == "resnet18":
-        return ResNet18(num_classes, int(width or 64))
+        return ResNet18(num_classes, int(width or 64), imagenet)
     if arch == "mobilenet_v2":
-        return MobileNetV2(num_classes, float(width or 1.0))
+        return ImageNetMobileNetV2(num_classes, float(width or 1.0)) if imagenet else MobileNetV2(num_classes, float(width or 1.0))
     if arch == "fastnet":
-        return FastNet(num_classes, int(width or 64))
+        return FastNet(num_classes, int(width or 64), imagenet)
     raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
