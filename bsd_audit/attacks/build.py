@@ -81,13 +81,16 @@ def _make_trigger(attack: str, params: dict, seed: int) -> Callable[..., np.ndar
     raise AssertionError(attack)
 
 
-def _shapes(paths: list[Path]) -> set[tuple[int, int]]:
-    """The distinct (width, height) of the images, read from their headers."""
-    out = set()
+def _mixed_sizes(paths: list[Path]) -> bool:
+    """Whether the images differ in (width, height); reads headers only, and stops at the first that differs."""
+    first = None
     for path in paths:
         with Image.open(path) as im:
-            out.add(im.size)
-    return out
+            if first is None:
+                first = im.size
+            elif im.size != first:
+                return True
+    return False
 
 
 def _list_images(folder: Path) -> list[Path]:
@@ -247,7 +250,7 @@ def build_benchmark(
     width = max(6, len(str(num_train - 1)))
     ids = _rng(seed, _STREAM_NAMES).permutation(num_train)
 
-    if attack == "blended" and not resolved["pattern_size"] and len(_shapes([p for p, _ in train + test])) > 1:
+    if attack == "blended" and not resolved["pattern_size"] and _mixed_sizes([p for p, _ in train + test]):
         resolved["pattern_size"] = MIXED_SIZES_PATTERN  # one pattern for every size (recorded in the manifest)
     trigger = _make_trigger(attack, resolved, seed)
     poisoned_set, cross_set = set(poisoned_idx.tolist()), set(cross_idx.tolist())
