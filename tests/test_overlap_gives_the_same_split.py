@@ -1,4 +1,5 @@
-"""Overlapping the two models' updates (training/overlap.py) changes when work runs, never the result."""
+"""Overlapping the two models' updates (training/overlap.py) changes when work runs, never the result
+(on a CPU: at one thread, where each update's share of the threads is the run's own)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import torch
 
 from bsd_audit import api
 from bsd_audit.config import resolve_config
-from bsd_audit.training.overlap import overlap_enabled, side_by_side
+from bsd_audit.training.overlap import overlap_enabled, side_by_side, thread_shares
 from bsd_audit.training.runtime import Runtime
 from resume_helpers import OVERRIDES, assert_same_split
 
@@ -39,6 +40,22 @@ def test_side_by_side_runs_both_at_once_and_returns_both_results():
     (m, m_thread), (s, s_thread) = side_by_side(main, side, rt, enabled=True)
     assert (m, s) == ("main", "side") and m_thread != s_thread
     assert side_by_side(lambda: 1, lambda: 2, rt, enabled=False) == (1, 2)
+
+
+@pytest.mark.parametrize("threads, shares", [(1, (1, 1)), (2, (1, 1)), (3, (2, 1)), (16, (8, 8))])
+def test_on_a_cpu_the_two_updates_split_the_threads_and_the_run_gets_them_back(threads, shares):
+    # a new host thread would take the process's whole thread count: 2n compute threads on n cores
+    assert thread_shares(threads) == shares
+    rt = Runtime(torch.device("cpu"), None, False)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        seen = side_by_side(torch.get_num_threads, torch.get_num_threads, rt, enabled=True)
+        assert seen == shares
+        assert torch.get_num_threads() == threads
+        assert side_by_side(torch.get_num_threads, torch.get_num_threads, rt, enabled=False) == (threads, threads)
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_side_by_side_raises_the_side_error_after_main_finishes():
