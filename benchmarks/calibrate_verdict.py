@@ -186,6 +186,7 @@ def save_evidence(folder: Path, name: str, seed: int, art: Path, classes: list[s
            "target_used": int(ev.target), "lga_target": int(t["lga_target"]),
            "second_likely_target": int(t["second_likely_target"]), "votes": [int(v) for v in t["votes"]],
            "vote_share": float(ev.vote_share), "loss_gap": float(ev.loss_gap), "holdout_share": float(ev.holdout_share),
+           "holdout_variety": _listed(np.asarray(ev.holdout_variety)),  # per class
            "poisoned": truth is not None,
            "baseline_asr": baseline, "arrays": {k: _listed(np.asarray(v)) for k, v in arrays.items()}}
     folder.mkdir(parents=True, exist_ok=True)

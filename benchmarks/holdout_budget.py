@@ -14,6 +14,10 @@ model calls the lowest class's unrecognised samples other classes, and the verdi
 ``--copies-only`` writes each run's ``copy_of`` (which pictures are identical, ImageDataset.copy_of) into
 its evidence file and trains nothing: evidence saved before the check counted copies once.
 
+``--variety-only`` writes each run's ``holdout_variety`` (how varied each class's unrecognised group's
+pictures are, method/holdout.py ``group_variety``) from its stored fit ranks and held-out label
+probabilities, and trains nothing: evidence saved before the verdict read it.
+
 ``--update-evidence`` writes the check's output at the preset's epochs back into each evidence file, so
 that judge_evidence.py judges the run as the tool would (the check's model is seeded from the run's
 seed alone: the label probabilities it writes are the ones the run stored).
@@ -34,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bsd_audit.api import prepare  # noqa: E402
 from bsd_audit.config import resolve_config  # noqa: E402
-from bsd_audit.method.holdout import class_contrast, holdout_check  # noqa: E402
+from bsd_audit.method.holdout import class_contrast, group_variety, holdout_check  # noqa: E402
 from bsd_audit.method.verdict import attack_verdict, holdout_line  # noqa: E402
 from bsd_audit.training.progress import Progress  # noqa: E402
 from calibrate_verdict import _listed  # noqa: E402
@@ -43,8 +47,12 @@ from tables import markdown_table  # noqa: E402
 
 
 def update_evidence(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write per-sample ``arrays`` into an evidence file; ``holdout_variety`` (per class) goes beside them."""
     with gzip.open(path, "rt", encoding="utf-8") as fh:
         doc = json.load(fh)
+    arrays = dict(arrays)
+    if "holdout_variety" in arrays:
+        doc["holdout_variety"] = _listed(np.asarray(arrays.pop("holdout_variety")))
     doc["arrays"].update({k: _listed(v) for k, v in arrays.items()})
     with gzip.open(path, "wt", encoding="utf-8") as fh:
         json.dump(doc, fh, separators=(",", ":"))
@@ -58,6 +66,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--update-evidence", action="store_true",
                     help="store the check at the preset's epochs in each evidence file")
     ap.add_argument("--copies-only", action="store_true", help="store which pictures are copies; train nothing")
+    ap.add_argument("--variety-only", action="store_true",
+                    help="store how varied each class's unrecognised group is; train nothing")
     args = ap.parse_args(argv)
     rows = []
     for data, evidence_file in args.run:
@@ -69,6 +79,20 @@ def main(argv: list[str] | None = None) -> list[dict]:
             copy_of = ds.copy_of()
             update_evidence(Path(evidence_file), {"copy_of": copy_of})
             print(f"{evidence_file}: {int((copy_of != np.arange(len(copy_of))).sum())} copies", flush=True)
+            continue
+        if args.variety_only and run.get("holdout_prob") is None:
+            print(f"{evidence_file}: saved before the held-out check; nothing to read", flush=True)
+            continue
+        if args.variety_only:
+            cfg = resolve_config(args.preset, {"seed": int(run["seed"])})
+            _, ds, _, cfg, _ = prepare(Path(data), cfg, Progress())
+            if not np.array_equal(ds.labels.cpu().numpy(), run["labels"]):
+                raise SystemExit(f"{evidence_file} was not saved from {data}: the labels differ")
+            variety = group_variety(ds, run["labels"].astype(np.int64), run["fit_rank"].astype(np.float64),
+                                    run["holdout_prob"].astype(np.float64), float(run.get("holdout_share", 0.5)),
+                                    run.get("copy_of"), cfg.seed)
+            update_evidence(Path(evidence_file), {"holdout_variety": variety})
+            print(f"{evidence_file}: variety {np.round(variety, 2).tolist()}", flush=True)
             continue
         truth = run["truth"].astype(bool)
         labels = run["labels"].astype(np.int64)
@@ -83,7 +107,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
             wall = time.perf_counter() - t0
             z = class_contrast(labels, run["fit_rank"], prob, cfg.holdout_share, run.get("copy_of"))
             low = min(z, key=z.get)
-            checked = {"holdout_prob": prob, "holdout_called": called, "holdout_called_prob": called_prob}
+            variety = group_variety(ds, labels, run["fit_rank"].astype(np.float64), prob, cfg.holdout_share,
+                                    run.get("copy_of"), cfg.seed)
+            checked = {"holdout_prob": prob, "holdout_called": called, "holdout_called_prob": called_prob,
+                       "holdout_variety": variety}
             v = attack_verdict(evidence({**run, **checked}, int(run["target_used"])))
             row = {"run": Path(evidence_file).name.removesuffix(".json.gz"), "epochs": epochs, "check_s": round(wall, 1),
                    "lowest_z": round(z[low], 2), "lowest_class": str(run["classes"][low]),

@@ -35,6 +35,8 @@ def load(path: Path) -> dict:
         exact = k in ("labels", "truth", "clean", "main_pred", "holdout_called", "copy_of")
         run[k] = np.asarray(v) if exact else np.array([np.nan if x is None else x for x in v])
     run["baseline_asr"] = np.nan if run["baseline_asr"] is None else run["baseline_asr"]
+    if run.get("holdout_variety") is not None:  # per class
+        run["holdout_variety"] = np.array([np.nan if x is None else x for x in run["holdout_variety"]])
     return run
 
 
@@ -48,7 +50,7 @@ def evidence(run: dict, target: int) -> Evidence:
                     second_likely=int(run["second_likely_target"]),
                     holdout_prob=None if prob is None else prob.astype(np.float64),
                     holdout_called=run.get("holdout_called"), holdout_called_prob=run.get("holdout_called_prob"),
-                    holdout_share=float(run.get("holdout_share", 0.5)), copy_of=run.get("copy_of"), classes=[str(c) for c in run["classes"]])
+                    holdout_variety=run.get("holdout_variety"), holdout_share=float(run.get("holdout_share", 0.5)), copy_of=run.get("copy_of"), classes=[str(c) for c in run["classes"]])
 
 
 def row_of(path: Path) -> dict:
@@ -67,7 +69,7 @@ def row_of(path: Path) -> dict:
         "suspected": v.name(v.suspected), "warned": v.target_in_doubt, "score": round(v.score, 2),
         "holdout_z": round(x["holdout_z"], 2), "holdout_class": v.name(x["holdout_class"]) if x["holdout_tested"] else "-",
         "line": round(x["holdout_line"], 2), "sure": x["holdout_called_as_sure"],
-        "spread": x["holdout_called_spread"], "odd_groups": ",".join(v.name(c) for c in x["holdout_odd_groups"]) or "-",
+        "spread": x["holdout_called_spread"], "variety": x.get("holdout_group_variety"), "odd_groups": ",".join(v.name(c) for c in x["holdout_odd_groups"]) or "-",
         "true_target_z": "-" if true_t is None or x["holdout_class_z"][true_t] is None else round(x["holdout_class_z"][true_t], 2),
     }
     if truth.any():

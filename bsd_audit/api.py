@@ -40,7 +40,7 @@ from .data.sizes import SizeSurvey, array_survey, survey_sizes
 from .errors import BadInputError, TrainingDivergedError
 from .method.bsd import SplitResult, exclude_final_list, run_bsd
 from .method.purify import MODES, train_model
-from .method.holdout import holdout_check
+from .method.holdout import group_variety, holdout_check
 from .method.target import TargetEstimate, detect_target as run_warmup
 from .method.verdict import Evidence, Verdict, VerdictSummary, attack_verdict
 from .metrics import (accuracy, attack_success_rate, confusion_matrix, defence_effectiveness_ratio,
@@ -299,7 +299,7 @@ def judge(est: TargetEstimate, labels: np.ndarray, target: int, indicator: np.nd
                                    estimates_agree=est.agree, loss_gap=est.loss_gap, indicator=indicator,
                                    second_likely=est.second_likely_target, holdout_prob=est.holdout_prob,
                                    holdout_called=est.holdout_called, holdout_called_prob=est.holdout_called_prob,
-                                   holdout_share=est.holdout_share, copy_of=est.copy_of, classes=classes))
+                                   holdout_variety=est.holdout_variety, holdout_share=est.holdout_share, copy_of=est.copy_of, classes=classes))
 
 
 def _resume_state(ckpt: RunCheckpoints, resume: bool, progress: Progress) -> RunState | None:
@@ -377,6 +377,8 @@ def _warm_up(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, gen: 
     est.holdout_prob, est.holdout_called, est.holdout_called_prob = holdout_check(ds, norm, cfg, rt, est.fit_rank, progress)
     est.holdout_share = cfg.holdout_share
     est.copy_of = ds.copy_of()
+    est.holdout_variety = group_variety(ds, ds.labels.cpu().numpy(), est.fit_rank, est.holdout_prob, est.holdout_share,
+                                        est.copy_of, cfg.seed)
     if cfg.holdout_epochs:
         progress.finish()
     return est

@@ -15,8 +15,9 @@ import torch
 
 from bsd_audit.api import prepare
 from bsd_audit.config import resolve_config
-from bsd_audit.method.holdout import called_as, class_contrast, holdout_check, holdout_quarters, mann_whitney_z
-from bsd_audit.method.verdict import EASE_Z, Evidence, attack_verdict, holdout_line, trigger_like
+from bsd_audit.method.holdout import (called_as, class_contrast, group_variety, holdout_check, holdout_quarters,
+                                      mann_whitney_z)
+from bsd_audit.method.verdict import EASE_Z, GROUP_VARIETY, Evidence, attack_verdict, holdout_line, trigger_like
 from bsd_audit.training.progress import Progress
 from conftest import TINY_OVERRIDES, make_tiny_poisoned
 
@@ -155,6 +156,86 @@ def test_split_is_built_around_the_class_the_held_out_check_names_when_the_vote_
     assert (used, source) == (3, "artifact")  # a right vote is kept
     used, source, v = split_target(_estimate(1, honest_fit, honest_prob, *honest_called), labels, classes, None, "lga")
     assert (used, source) == (1, "lga") and v.verdict == "clean"  # no trigger group anywhere: the vote stands
+
+
+@pytest.mark.parametrize("variety, verdict", [(1.0, "poisoned"), (0.6, "clean")])
+def test_among_look_alike_classes_a_trigger_group_is_told_by_how_varied_its_pictures_are(variety, verdict):
+    """Photos of shirts, long sleeves and t-shirts: the held-out model calls a trigger group of every
+    class's pictures by a few look-alike classes, so the calls do not spread (clothing at 128 px: spread
+    0.65). Its pictures still vary as the other classes' do (variety about 1), where an odd group's are
+    alike (0.56-0.72): the first is 'poisoned', the second a class's own odd group."""
+    rng = np.random.default_rng(5)
+    labels = np.repeat(np.arange(10), 250)
+    fit = _ranks(labels, [0.0, -0.6, 0.2, 0.1, 0.0, 0.3, -0.2, 0.1, 0.0, 0.2], rng)
+    prob = _honest_holdout(labels, fit, rng)
+    mask = _foreign_group(labels, fit, prob, 2, 40, rng)
+    called, called_prob = _called(labels, prob, rng, sure=mask)
+    called[mask] = rng.choice([3, 4, 5, 6], int(mask.sum()))  # four look-alike classes take every call
+    varieties = np.full(10, 0.9)
+    varieties[2] = variety
+    profile = called_as(labels, fit, prob, called, called_prob, 0.5, variety=varieties)[2]
+    assert profile.sure >= 0.25 and 0.5 <= profile.spread < 0.7 and profile.variety == variety
+    v = attack_verdict(Evidence(labels, 1, fit, 0.4, False, 0.3, holdout_prob=prob, holdout_called=called,
+                                holdout_called_prob=called_prob, holdout_variety=varieties,
+                                classes=[f"c{i}" for i in range(10)]))
+    assert v.inputs["holdout_class"] == 2 and v.inputs["holdout_group_variety"] == variety
+    assert v.verdict == verdict
+    if verdict == "poisoned":
+        assert v.evidence == ["holdout"] and v.suspected == 2 and "as varied as the other classes'" in v.reason
+    else:
+        assert v.inputs["holdout_odd_groups"] == [2] and "odd group" in v.reason
+    # without the pictures' reading the calls alone decide: not a trigger group
+    v = attack_verdict(Evidence(labels, 1, fit, 0.4, False, 0.3, holdout_prob=prob, holdout_called=called,
+                                holdout_called_prob=called_prob, classes=[f"c{i}" for i in range(10)]))
+    assert v.verdict == "clean"
+
+
+def test_a_classs_hard_pictures_called_one_neighbour_are_no_trigger_group_however_varied():
+    """Honest dogs a model trained without them takes for cats: varied pictures (variety about 1), called
+    surely, but all one neighbour (clean CIFAR-10, spread 0). Variety does not make them a trigger group."""
+    rng = np.random.default_rng(5)
+    labels = np.repeat(np.arange(10), 250)
+    fit = _ranks(labels, [0.0, -0.6, 0.2, 0.1, 0.0, 0.3, -0.2, 0.1, 0.0, 0.2], rng)
+    prob = _honest_holdout(labels, fit, rng)
+    mask = _foreign_group(labels, fit, prob, 2, 40, rng)
+    called, called_prob = _called(labels, prob, rng, sure=mask)
+    called[mask] = 3
+    varieties = np.full(10, 1.0)
+    v = attack_verdict(Evidence(labels, 1, fit, 0.4, False, 0.3, holdout_prob=prob, holdout_called=called,
+                                holdout_called_prob=called_prob, holdout_variety=varieties,
+                                classes=[f"c{i}" for i in range(10)]))
+    assert v.inputs["holdout_z"] <= v.inputs["holdout_line"] and v.inputs["holdout_called_spread"] < 0.5
+    assert v.verdict == "clean" and v.inputs["holdout_odd_groups"] == [2]
+
+
+def _pictures(kind, n, rng):
+    """n 16 x 16 pictures: 'varied' each its own random scene of blobs; 'alike' one scene with a little noise."""
+    base = rng.integers(0, 256, (3, 4, 4))
+    out = []
+    for _ in range(n):
+        scene = rng.integers(0, 256, (3, 4, 4)) if kind == "varied" else np.clip(base + rng.normal(0, 12, base.shape), 0, 255)
+        out.append(np.kron(scene, np.ones((4, 4))))
+    return np.stack(out)
+
+
+def test_group_variety_reads_a_group_from_every_class_as_varied_and_one_kind_of_picture_as_alike():
+    """The first-fitted, unrecognised group of class 0 is pictures like every other class's (a trigger
+    group), class 1's is one scene repeated (an odd group): variety about 1 against well under the line."""
+    from bsd_audit.data.memory import dataset_from_arrays
+    rng = np.random.default_rng(0)
+    k, per = 5, 80
+    labels = np.repeat(np.arange(k), per)
+    images = _pictures("varied", k * per, rng)
+    first = {c: np.flatnonzero(labels == c)[:per // 4] for c in range(k)}
+    images[first[1]] = _pictures("alike", len(first[1]), rng)
+    fit = np.linspace(0, 1, per)[np.tile(np.arange(per), k)]  # each class's first listed is fitted first
+    q = holdout_quarters(labels, fit, 0.5)
+    prob = np.where(q >= 0, 0.6, np.nan)
+    prob[first[0]] = prob[first[1]] = 0.05  # both groups unrecognised by the held-out model
+    ds = dataset_from_arrays(images.astype(np.uint8), labels, [f"c{c}" for c in range(k)], 16)
+    variety = group_variety(ds, labels, fit, prob, 0.5, None, seed=0)
+    assert variety[0] >= GROUP_VARIETY > 0.72 > variety[1]
+    assert variety[0] == group_variety(ds, labels, fit, prob, 0.5, None, seed=0)[0]  # a function of the seed
 
 
 @pytest.mark.parametrize("kind", ["unsure", "one kind"])

@@ -39,6 +39,7 @@ def write_estimate(f: h5py.File, est: TargetEstimate, classes: list[str], used: 
         "loss_gap": est.loss_gap,
     })
     g.create_dataset("votes", data=est.votes)
+    g.create_dataset("holdout_variety", data=est.holdout_variety)  # per class, like the votes
     g.create_dataset("isolated", data=est.isolated)
     g.create_dataset("second_likely_per_epoch", data=est.second_likely_per_epoch)
     g.create_dataset("warmup_objective", data=np.array(est.history, dtype=np.float64))
@@ -70,7 +71,7 @@ def read_estimate(f: h5py.File) -> TargetEstimate:
         sce=f["scores/als"][()], fit_rank=f["scores/fit_rank"][()], history=list(t["warmup_objective"][()]),
         holdout_prob=f["scores/holdout_prob"][()], holdout_share=float(f["scores/holdout_prob"].attrs["share"]),
         holdout_called=f["scores/holdout_called"][()], holdout_called_prob=f["scores/holdout_called_prob"][()],
-        copy_of=f["samples/copy_of"][()],
+        holdout_variety=t["holdout_variety"][()], copy_of=f["samples/copy_of"][()],
     )
 
 
@@ -120,7 +121,8 @@ def read_evidence(path: Path) -> Evidence:
                         indicator=indicator, second_likely=int(t.attrs["second_likely_target"]),
                         holdout_prob=f["scores/holdout_prob"][()],
                         holdout_called=f["scores/holdout_called"][()],
-                        holdout_called_prob=f["scores/holdout_called_prob"][()], copy_of=f["samples/copy_of"][()],
+                        holdout_called_prob=f["scores/holdout_called_prob"][()],
+                        holdout_variety=t["holdout_variety"][()], copy_of=f["samples/copy_of"][()],
                         holdout_share=float(f["scores/holdout_prob"].attrs["share"]))
 
 

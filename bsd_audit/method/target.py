@@ -50,6 +50,7 @@ class TargetEstimate:
     holdout_prob: np.ndarray | None = None
     holdout_called: np.ndarray | None = None  # the class it calls each held-out sample among the others (-1: trained on)
     holdout_called_prob: np.ndarray | None = None  # that class's probability
+    holdout_variety: np.ndarray | None = None  # per class, its unrecognised group's pictures' spread (holdout.group_variety)
     holdout_share: float = 0.5
     copy_of: np.ndarray | None = None  # per sample, its class's first identical picture (ImageDataset.copy_of)
     altruistic_state: dict = field(default_factory=dict)  # weights of g_φ after warm-up
@@ -192,6 +193,7 @@ def detect_target(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, 
         second_likely_per_epoch=seconds, second_likely_target=majority(seconds, C), ce=ce, sce=sce, fit_rank=fit_rank,
         holdout_prob=np.full(N, np.nan),  # filled by the held-out check (method/holdout.py) when it runs
         holdout_called=np.full(N, -1, dtype=np.int64), holdout_called_prob=np.full(N, np.nan),
+        holdout_variety=np.full(C, np.nan),
         altruistic_state={k: v.detach().clone() for k, v in model.state_dict().items()},
         optimizer_state=opt.state_dict(), history=history,
     )

@@ -28,10 +28,13 @@ hats fitted first, on one background, reached z −4.4). The two differ in how t
 group (method/holdout.py, ``called_as``): a trigger group is honest pictures of all the other
 classes, called them about as surely as their own held-out pictures and spread over them (sure
 about 0.5, spread about 1); an odd group is one kind of picture, called nothing with conviction (the
-hats: sure 0.08) or one neighbour (CIFAR-10 deer on grass: spread 0.37). So the check's evidence is
-a class under the line whose group is ``trigger_like`` (sure ≥ CALLED_AS_SURE, spread ≥
-CALLED_SPREAD, at least MIN_OTHER_CLASSES other classes). Clean-label poison (SIG) is blind to it;
-the tail catches it.
+hats: sure 0.08) or one neighbour (CIFAR-10 deer on grass: spread 0.37). Where the classes look
+alike the calls cannot spread (photos of clothing: a patch's trigger group of every class was called
+with spread 0.65), so the group's own pictures are read too: a trigger group is as varied as the
+other classes' pictures (variety about 1), an odd group's pictures are alike (0.56-0.72). So the
+check's evidence is a class under the line whose group is ``trigger_like`` (sure ≥ CALLED_AS_SURE,
+spread ≥ CALLED_SPREAD or variety ≥ GROUP_VARIETY, at least MIN_OTHER_CLASSES other classes).
+Clean-label poison (SIG) is blind to it; the tail catches it.
 
 The check also reads the tail's group: when the model trained without the target's first-fitted
 quarter calls it by its label more surely than the next quarter (z > EASE_Z, one standard error),
@@ -87,6 +90,8 @@ MIN_REFERENCE_SIZE = 10  # a smaller class has no 5 % quantile to speak of: it i
 HOLDOUT_FAMILY_P = 0.05  # chance that some honest class of K falls under the held-out line (Bonferroni)
 CALLED_AS_SURE = 0.25  # a trigger group is called other classes about as surely as their own pictures (0.5)
 CALLED_SPREAD = 0.7  # ... and the called classes spread like the classes' sizes (1)
+GROUP_VARIETY = 0.85  # ... or its pictures are nearly as varied as the other classes' (patch 0.95-1.03; odd groups ≤ 0.72)
+CALLED_SPREAD_ALIKE = 0.5  # ... and called over several classes, not one neighbour (look-alike photos 0.65; one neighbour 0-0.46)
 MIN_OTHER_CLASSES = 3  # fewer classes to call: a group's spread says nothing
 EASE_Z = 1.0  # the target's held-out z over which the tail's group is the class's typical pictures
 HOLDOUT_WEIGHT = 1.0  # the held-out label probability beside the fit rank in the list, when the check names the class
@@ -106,6 +111,7 @@ class Evidence:
     holdout_share: float = 0.5  # the share of each class the check held out
     holdout_called: np.ndarray | None = None  # the class the held-out model calls each sample among the others
     holdout_called_prob: np.ndarray | None = None  # and that class's probability
+    holdout_variety: np.ndarray | None = None  # per class, its unrecognised group's pictures' spread (holdout.group_variety)
     copy_of: np.ndarray | None = None  # per sample, its class's first identical picture (None: all distinct)
     classes: list[str] | None = None  # class names, for the reason's sentence
 
@@ -144,8 +150,10 @@ class Verdict:
         low, z, line = x.get("holdout_class", -1), x.get("holdout_z", 0.0), x.get("holdout_line", 0.0)
         held = (f"the first-fitted samples of {self.name(low)} are not predicted as {self.name(low)} by a model "
                 f"trained without them (held-out z {z:.1f}, line {line:.1f})")
-        sure, spread = x.get("holdout_called_as_sure"), x.get("holdout_called_spread")
-        profile = "" if sure is None else f" (sure {sure:.2f}, spread {spread:.2f})"
+        sure, spread, variety = (x.get("holdout_called_as_sure"), x.get("holdout_called_spread"),
+                                 x.get("holdout_group_variety"))
+        profile = "" if sure is None else f" (sure {sure:.2f}, spread {spread:.2f}" + (
+            f", pictures {variety:.2f}x as varied as the other classes'" if variety is not None else "") + ")"
         listed = f"{n} listed as suspicious"
         elsewhere = (f" The run used {self.name(target)} as the target; a split without --target, or with --target "
                      f"{self.name(low)}, builds its pools around {self.name(low)}." if self.target_in_doubt else "")
@@ -295,8 +303,11 @@ def holdout_line(tested: int) -> float:
 
 def trigger_like(c: CalledAs) -> bool:
     """The held-out model calls the group as it would honest pictures of the other classes: as surely
-    as their own, and spread over them (method/holdout.py, ``called_as``)."""
-    return c.others >= MIN_OTHER_CLASSES and c.sure >= CALLED_AS_SURE and c.spread >= CALLED_SPREAD
+    as their own, and spread over them, or over pictures as varied as theirs (method/holdout.py,
+    ``called_as`` and ``group_variety``)."""
+    varied = c.spread >= CALLED_SPREAD or (c.spread >= CALLED_SPREAD_ALIKE and np.isfinite(c.variety)
+                                           and c.variety >= GROUP_VARIETY)
+    return c.others >= MIN_OTHER_CLASSES and c.sure >= CALLED_AS_SURE and varied
 
 
 def attack_verdict(ev: Evidence) -> Verdict:
@@ -315,7 +326,7 @@ def attack_verdict(ev: Evidence) -> Verdict:
     score = max(ratios.values())
     contrast = class_contrast(labels, ev.fit_rank, ev.holdout_prob, ev.holdout_share, ev.copy_of)
     called = called_as(labels, ev.fit_rank, ev.holdout_prob, ev.holdout_called, ev.holdout_called_prob,
-                       ev.holdout_share, ev.copy_of)
+                       ev.holdout_share, ev.copy_of, ev.holdout_variety)
     line = holdout_line(len(contrast))
     # The tail's early group is honest ease when a model trained without it calls it by its label more
     # surely than the class's next pictures (z > EASE_Z): a trigger, even a clean-label one, never helps
@@ -394,7 +405,10 @@ def attack_verdict(ev: Evidence) -> Verdict:
         "copies_counted_once": 0 if ev.copy_of is None else int((ev.copy_of != np.arange(len(labels))).sum()),
         "holdout_called_as_sure": round(called[low].sure, 4) if low in called else None,
         "holdout_called_spread": round(called[low].spread, 4) if low in called else None,
-        "called_as_sure_line": CALLED_AS_SURE, "called_spread_line": CALLED_SPREAD,
+        "holdout_group_variety": (round(called[low].variety, 4) if low in called and np.isfinite(called[low].variety)
+                                  else None),
+        "called_as_sure_line": CALLED_AS_SURE, "called_spread_line": CALLED_SPREAD, "group_variety_line": GROUP_VARIETY,
+        "called_spread_alike_line": CALLED_SPREAD_ALIKE,
         "holdout_trigger_like": low in hits, "holdout_odd_groups": sorted(set(foreign) - set(hits) - set(undecided)),
         "holdout_class_z": [round(contrast[c], 4) if c in contrast else None for c in range(n_classes)],
         "target": t, "suspected_class": suspected, "target_in_doubt": in_doubt,

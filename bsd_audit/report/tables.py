@@ -21,9 +21,13 @@ def called_profile(x: dict) -> str:
     """How the held-out model calls the doubted class's unrecognised samples, as the verdict inputs hold it."""
     if x.get("holdout_called_as_sure") is None:
         return ""
+    variety = x.get("holdout_group_variety")
+    varied = "" if variety is None else (f"; its pictures {variety:.2f}x as varied as the other classes' (a trigger "
+                                         f"group's: from {x['group_variety_line']:g} with a spread from "
+                                         f"{x['called_spread_alike_line']:g})")
     return (f"; called other classes with sureness {x['holdout_called_as_sure']:.2f} and spread "
             f"{x['holdout_called_spread']:.2f} (a trigger group's: from {x['called_as_sure_line']:g} and "
-            f"{x['called_spread_line']:g})")
+            f"{x['called_spread_line']:g}){varied}")
 
 
 def target_table(s: dict) -> Table:
