@@ -80,7 +80,7 @@ def test_mann_whitney_z_is_negative_when_the_first_sample_is_lower():
 
 def test_the_line_follows_the_number_of_classes_tested():
     assert holdout_line(40) < holdout_line(10) < holdout_line(2) < 0  # more classes tested: a lower z is needed
-    assert holdout_line(10) == pytest.approx(-2.58, abs=0.01)  # Φ⁻¹(1 − 0.05 / 10)
+    assert holdout_line(10) == pytest.approx(-2.81, abs=0.01)  # Φ⁻¹(1 − 0.05 / 20): ten classes, two readings each
 
 
 def test_a_wrong_first_pick_with_the_poison_in_another_class_is_flagged_there():
@@ -236,6 +236,31 @@ def test_group_variety_reads_a_group_from_every_class_as_varied_and_one_kind_of_
     variety = group_variety(ds, labels, fit, prob, 0.5, None, seed=0)
     assert variety[0] >= GROUP_VARIETY > 0.72 > variety[1]
     assert variety[0] == group_variety(ds, labels, fit, prob, 0.5, None, seed=0)[0]  # a function of the seed
+
+
+def test_a_trigger_group_smaller_than_the_quarter_is_read_in_the_quarters_first_half():
+    """1 % poison in 10,000 images: the trigger group is a third of the target's first-fitted quarter,
+    and the quarter's honest part, the class's easiest pictures, is called its label more surely than
+    the next quarter. Read as a whole the quarter stays over the line; its first-fitted half, where the
+    trigger group sits, does not, and the verdict is 'poisoned'."""
+    rng = np.random.default_rng(11)
+    labels = np.repeat(np.arange(10), 1100)
+    fit = _ranks(labels, np.zeros(10), rng)
+    q = holdout_quarters(labels, fit, 0.5)
+    prob = np.where(q >= 0, np.clip(rng.normal(0.34, 0.15, len(labels)), 0.001, 0.999), np.nan)
+    first = np.flatnonzero((labels == 0) & (q == 0))
+    first = first[np.argsort(fit[first], kind="stable")]
+    group, easy = first[:99], first[99:]  # the trigger group is fitted first
+    prob[group] = rng.uniform(0.001, 0.02, len(group))
+    prob[easy] = np.clip(rng.normal(0.56, 0.15, len(easy)), 0.001, 0.999)
+    whole_quarter = mann_whitney_z(prob[first], prob[(labels == 0) & (q == 1)])
+    assert whole_quarter > holdout_line(10)  # diluted by the easy pictures
+    z = class_contrast(labels, fit, prob, 0.5)
+    assert z[0] < holdout_line(10) and z[0] < whole_quarter
+    called, called_prob = _called(labels, prob, rng, sure=np.isin(np.arange(len(labels)), group))
+    v = attack_verdict(Evidence(labels, 3, fit, 0.4, False, 0.3, holdout_prob=prob, holdout_called=called,
+                                holdout_called_prob=called_prob, classes=[f"c{i}" for i in range(10)]))
+    assert v.verdict == "poisoned" and v.evidence == ["holdout"] and v.suspected == 0 and v.target_in_doubt
 
 
 @pytest.mark.parametrize("kind", ["unsure", "one kind"])

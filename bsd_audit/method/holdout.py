@@ -46,6 +46,7 @@ from ..training.loops import check_finite, new_model, predict, train_epoch
 from ..training.runtime import Runtime
 
 MIN_QUARTER = 10  # a class needs this many samples in each held-out quarter to be tested
+CONTRASTS = 2  # readings per class in class_contrast (the quarter, its first half): the line counts both
 THUMB = 16  # side of the thumbnails whose spread group_variety reads: layout and colour, not texture
 VARIETY_DRAWS = 5  # same-sized draws of the other classes' pictures the group's spread is set against
 VARIETY_MAX = 1000  # pictures of a group (and of each draw) read, at most: the cost stays quadratic in this
@@ -129,21 +130,31 @@ def distinct(n: int, copy_of: np.ndarray | None) -> np.ndarray:
 def class_contrast(labels: np.ndarray, fit_rank: np.ndarray, label_prob: np.ndarray, share: float,
                    copy_of: np.ndarray | None = None) -> dict[int, float]:
     """Per tested class, the Mann-Whitney z of its first-fitted quarter's label probabilities against
-    the next quarter's (low = the first group is not explained by the class's content). Copies of a
-    picture count once: a picture repeated six times is fitted first and held out with its copies,
-    and would weigh six times in the z (a clean class with 36 copies of 6 hard pictures reached -3.4).
-    Classes with fewer than MIN_QUARTER distinct samples in a quarter, or without the check's output,
-    are left out."""
+    the next quarter's (low = the first group is not explained by the class's content), or of the
+    quarter's own first-fitted half against the next quarter, whichever is lower (CONTRASTS readings
+    per class, which the verdict's line counts). A trigger group smaller than the quarter is diluted
+    in it by the class's easiest honest pictures, which the held-out model recognises better than the
+    next quarter's: BadNets 5x5 at 1 % of 10,000 images put 99 of its 100 pictures in airplane's
+    first-fitted quarter of 275, whose honest part was called airplane at 0.56 against 0.34 for the
+    next quarter; the quarter read z −2.33, its first half (90 of 137 poisoned) −7.07.
+
+    Copies of a picture count once: a picture repeated six times is fitted first and held out with its
+    copies, and would weigh six times in the z (a clean class with 36 copies of 6 hard pictures reached
+    -3.4). Classes with fewer than MIN_QUARTER distinct samples in a quarter, or without the check's
+    output, are left out."""
     if label_prob is None or not np.isfinite(label_prob).any():
         return {}
     quarter = holdout_quarters(labels, fit_rank, share)
     counted = distinct(len(labels), copy_of)
     z = {}
     for c in np.unique(labels):
-        first = label_prob[(labels == c) & (quarter == 0) & counted]
+        in_first = np.flatnonzero((labels == c) & (quarter == 0) & counted)
+        first = label_prob[in_first]
         second = label_prob[(labels == c) & (quarter == 1) & counted]
         if len(first) >= MIN_QUARTER and len(second) >= MIN_QUARTER and np.isfinite(first).all() and np.isfinite(second).all():
-            z[int(c)] = mann_whitney_z(first, second)
+            # the quarter's first-fitted half (ties in fit rank by index, as the quarters are drawn)
+            head = label_prob[in_first[np.argsort(fit_rank[in_first], kind="stable")][:max(MIN_QUARTER, len(first) // 2)]]
+            z[int(c)] = min(mann_whitney_z(first, second), mann_whitney_z(head, second))
     return z
 
 

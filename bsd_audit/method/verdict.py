@@ -19,11 +19,12 @@ The evidence is the altruistic warm-up's, which both `detect-target` and `split`
 
 The held-out check (method/holdout.py) is the second line of evidence, and it reads every class,
 not only the vote's: per class, a Mann-Whitney z of the label probability its first-fitted quarter
-gets from a model trained without it, against the next quarter's. An honest class's easy samples
-are predicted at least as well as the rest (z about 0 or above); a dirty-label trigger group is
-predicted as the pictures it was made from (z far below 0). With K classes tested at once the line
-is Bonferroni's, Φ⁻¹(HOLDOUT_FAMILY_P / K): it depends on the number of classes tested, not on the
-data's size or domain. A class's own odd group can fall under it too (clean clothing photos: the
+(or that quarter's first half, whichever is lower) gets from a model trained without it, against the
+next quarter's. An honest class's easy samples are predicted at least as well as the rest (z about 0
+or above); a dirty-label trigger group is predicted as the pictures it was made from (z far below
+0). With K classes tested at once, two readings each, the line is Bonferroni's,
+Φ⁻¹(HOLDOUT_FAMILY_P / 2K): it depends on the number of classes tested, not on the data's size or
+domain. A class's own odd group can fall under it too (clean clothing photos: the
 hats fitted first, on one background, reached z −4.4). The two differ in how the model calls the
 group (method/holdout.py, ``called_as``): a trigger group is honest pictures of all the other
 classes, called them about as surely as their own held-out pictures and spread over them (sure
@@ -76,7 +77,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-from .holdout import CalledAs, called_as, class_contrast
+from .holdout import CONTRASTS, CalledAs, called_as, class_contrast
 
 POISONED_SCORE = 2.3
 CLEAN_SCORE = 2.0
@@ -297,8 +298,9 @@ def tail_ratios(groups: dict[int, np.ndarray], t: int) -> dict[float, float]:
 
 def holdout_line(tested: int) -> float:
     """The held-out z under which a class's first-fitted group is not explained by its content, with
-    ``tested`` classes read at once (Bonferroni over the classes; the z is a one-sided normal score)."""
-    return -NormalDist().inv_cdf(1 - HOLDOUT_FAMILY_P / max(tested, 1))
+    ``tested`` classes read at once (Bonferroni over the classes and the CONTRASTS readings of each;
+    the z is a one-sided normal score)."""
+    return -NormalDist().inv_cdf(1 - HOLDOUT_FAMILY_P / max(CONTRASTS * tested, 1))
 
 
 def trigger_like(c: CalledAs) -> bool:
