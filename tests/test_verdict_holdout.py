@@ -158,19 +158,26 @@ def test_split_is_built_around_the_class_the_held_out_check_names_when_the_vote_
     assert (used, source) == (1, "lga") and v.verdict == "clean"  # no trigger group anywhere: the vote stands
 
 
-@pytest.mark.parametrize("variety, verdict", [(1.0, "poisoned"), (0.6, "clean")])
-def test_among_look_alike_classes_a_trigger_group_is_told_by_how_varied_its_pictures_are(variety, verdict):
-    """Photos of shirts, long sleeves and t-shirts: the held-out model calls a trigger group of every
-    class's pictures by a few look-alike classes, so the calls do not spread (clothing at 128 px: spread
-    0.65). Its pictures still vary as the other classes' do (variety about 1), where an odd group's are
-    alike (0.56-0.72): the first is 'poisoned', the second a class's own odd group."""
+def _group_called_by(classes):
+    """Ten classes; class 2's first-fitted group of 40 is unrecognised and called surely, each of its
+    pictures as one of ``classes``."""
     rng = np.random.default_rng(5)
     labels = np.repeat(np.arange(10), 250)
     fit = _ranks(labels, [0.0, -0.6, 0.2, 0.1, 0.0, 0.3, -0.2, 0.1, 0.0, 0.2], rng)
     prob = _honest_holdout(labels, fit, rng)
     mask = _foreign_group(labels, fit, prob, 2, 40, rng)
     called, called_prob = _called(labels, prob, rng, sure=mask)
-    called[mask] = rng.choice([3, 4, 5, 6], int(mask.sum()))  # four look-alike classes take every call
+    called[mask] = rng.choice(classes, int(mask.sum()))
+    return labels, fit, prob, called, called_prob
+
+
+@pytest.mark.parametrize("variety, verdict", [(1.0, "poisoned"), (0.6, "clean")])
+def test_among_look_alike_classes_a_trigger_group_is_told_by_how_varied_its_pictures_are(variety, verdict):
+    """Photos of shirts, long sleeves and t-shirts: the held-out model calls a trigger group of every
+    class's pictures by a few look-alike classes, so the calls do not spread (clothing at 128 px: spread
+    0.65). Its pictures still vary as the other classes' do (variety about 1), where an odd group's are
+    alike (0.56-0.72): the first is 'poisoned', the second a class's own odd group."""
+    labels, fit, prob, called, called_prob = _group_called_by([3, 4, 5, 6])  # four look-alike classes
     varieties = np.full(10, 0.9)
     varieties[2] = variety
     profile = called_as(labels, fit, prob, called, called_prob, 0.5, variety=varieties)[2]
@@ -193,13 +200,7 @@ def test_among_look_alike_classes_a_trigger_group_is_told_by_how_varied_its_pict
 def test_a_classs_hard_pictures_called_one_neighbour_are_no_trigger_group_however_varied():
     """Honest dogs a model trained without them takes for cats: varied pictures (variety about 1), called
     surely, but all one neighbour (clean CIFAR-10, spread 0). Variety does not make them a trigger group."""
-    rng = np.random.default_rng(5)
-    labels = np.repeat(np.arange(10), 250)
-    fit = _ranks(labels, [0.0, -0.6, 0.2, 0.1, 0.0, 0.3, -0.2, 0.1, 0.0, 0.2], rng)
-    prob = _honest_holdout(labels, fit, rng)
-    mask = _foreign_group(labels, fit, prob, 2, 40, rng)
-    called, called_prob = _called(labels, prob, rng, sure=mask)
-    called[mask] = 3
+    labels, fit, prob, called, called_prob = _group_called_by([3])
     varieties = np.full(10, 1.0)
     v = attack_verdict(Evidence(labels, 1, fit, 0.4, False, 0.3, holdout_prob=prob, holdout_called=called,
                                 holdout_called_prob=called_prob, holdout_variety=varieties,
