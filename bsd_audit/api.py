@@ -299,7 +299,8 @@ def judge(est: TargetEstimate, labels: np.ndarray, target: int, indicator: np.nd
                                    estimates_agree=est.agree, loss_gap=est.loss_gap, indicator=indicator,
                                    second_likely=est.second_likely_target, holdout_prob=est.holdout_prob,
                                    holdout_called=est.holdout_called, holdout_called_prob=est.holdout_called_prob,
-                                   holdout_variety=est.holdout_variety, holdout_share=est.holdout_share, copy_of=est.copy_of, classes=classes))
+                                   holdout_variety=est.holdout_variety, holdout_share=est.holdout_share,
+                                   copy_of=est.copy_of, classes=classes))
 
 
 def _resume_state(ckpt: RunCheckpoints, resume: bool, progress: Progress) -> RunState | None:

@@ -175,9 +175,9 @@ def group_variety(ds: ImageDataset, labels: np.ndarray, fit_rank: np.ndarray, la
 
     A dirty-label trigger group is pictures of the other classes with something added: a patch leaves
     their spread as it was (0.95-1.03 on the calibration runs, at 32 and 128 px), a blend shrinks it by
-    its ratio (0.73-0.90 at ratios 0.1-0.2). A class's own odd group is one kind of picture: clean
+    its ratio (0.74-0.88 at ratios 0.1-0.2). A class's own odd group is one kind of picture: clean
     clothing's hats on one background, CIFAR-10 deer on grass, a second domain's class among twenty
-    read 0.56-0.72 (docs/measurements/verdict-matrix.md)."""
+    read 0.55-0.72 (docs/decisions/0031-group-variety.md)."""
     classes = np.unique(labels)
     out = np.full(int(classes.max()) + 1 if len(classes) else 0, np.nan)
     if label_prob is None or not np.isfinite(label_prob).any():

@@ -30,11 +30,14 @@ group (method/holdout.py, ``called_as``): a trigger group is honest pictures of 
 classes, called them about as surely as their own held-out pictures and spread over them (sure
 about 0.5, spread about 1); an odd group is one kind of picture, called nothing with conviction (the
 hats: sure 0.08) or one neighbour (CIFAR-10 deer on grass: spread 0.37). Where the classes look
-alike the calls cannot spread (photos of clothing: a patch's trigger group of every class was called
-with spread 0.65), so the group's own pictures are read too: a trigger group is as varied as the
-other classes' pictures (variety about 1), an odd group's pictures are alike (0.56-0.72). So the
-check's evidence is a class under the line whose group is ``trigger_like`` (sure ≥ CALLED_AS_SURE,
-spread ≥ CALLED_SPREAD or variety ≥ GROUP_VARIETY, at least MIN_OTHER_CLASSES other classes).
+alike the calls cannot spread as far (photos of clothing: a patch's trigger group of every class was
+called with spread 0.65), so the group's own pictures are read too: a trigger group is as varied as
+the other classes' pictures (variety about 1), an odd group's pictures are alike (0.55-0.72). A
+class's hard honest pictures are varied too, but the model calls them one neighbour (clean CIFAR-10
+dogs taken for cats: spread 0, variety 1.00), so variety counts only beside calls over several
+classes. So the check's evidence is a class under the line whose group is ``trigger_like`` (sure ≥
+CALLED_AS_SURE; spread ≥ CALLED_SPREAD, or spread ≥ CALLED_SPREAD_ALIKE and variety ≥
+GROUP_VARIETY; at least MIN_OTHER_CLASSES other classes).
 Clean-label poison (SIG) is blind to it; the tail catches it.
 
 The check also reads the tail's group: when the model trained without the target's first-fitted
