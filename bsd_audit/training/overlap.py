@@ -7,8 +7,8 @@ of the device idle; with overlap the altruistic epoch runs in a second host thre
 stream while the main epoch runs on the default one, and the kernels of both interleave.
 
 Each update draws from its own generator (the altruistic one is seeded from the main generator at the
-start of the epoch, overlap or not), so the result does not depend on whether, or how, the two
-interleave: overlap on and off give the same split.
+start of the epoch, overlap or not), so the draws do not depend on whether, or how, the two
+interleave: on a GPU, and on a CPU at one thread, overlap on and off give the same split.
 
 On a CPU each update runs on its share of the intra-op threads (``thread_shares``). A host thread
 that torch has not seen takes the process's whole thread count for its own OpenMP team, so without
