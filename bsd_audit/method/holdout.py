@@ -158,6 +158,12 @@ def class_contrast(labels: np.ndarray, fit_rank: np.ndarray, label_prob: np.ndar
     return z
 
 
+def _tested(labels: np.ndarray, quarter: np.ndarray, counted: np.ndarray, c: int) -> bool:
+    """Class c has MIN_QUARTER distinct samples in each held-out quarter: the check reads it."""
+    in_c = (labels == c) & counted
+    return (in_c & (quarter == 0)).sum() >= MIN_QUARTER and (in_c & (quarter == 1)).sum() >= MIN_QUARTER
+
+
 def unrecognised(labels: np.ndarray, quarter: np.ndarray, counted: np.ndarray, label_prob: np.ndarray,
                  c: int) -> np.ndarray:
     """Class c's first-fitted samples (copies once) whose held-out label probability is under the
@@ -187,8 +193,7 @@ def group_variety(ds: ImageDataset, labels: np.ndarray, fit_rank: np.ndarray, la
     rng = np.random.default_rng([seed, 0x7A41])
     groups = {}
     for c in classes:
-        if (((labels == c) & (quarter == 0) & counted).sum() < MIN_QUARTER
-                or ((labels == c) & (quarter == 1) & counted).sum() < MIN_QUARTER):
+        if not _tested(labels, quarter, counted, int(c)):
             continue
         group = unrecognised(labels, quarter, counted, label_prob, int(c))
         if len(group) >= 2:
@@ -261,9 +266,7 @@ def called_as(labels: np.ndarray, fit_rank: np.ndarray, label_prob: np.ndarray |
     reference = {int(c): np.sort(label_prob[(labels == c) & (quarter == 1) & counted]) for c in classes}
     out = {}
     for c in classes:
-        second = reference[int(c)]  # the class's own next quarter, sorted
-        first = np.flatnonzero((labels == c) & (quarter == 0) & counted)
-        if len(first) < MIN_QUARTER or len(second) < MIN_QUARTER:
+        if not _tested(labels, quarter, counted, int(c)):
             continue
         group = unrecognised(labels, quarter, counted, label_prob, int(c))
         shares = [np.searchsorted(reference[int(called[i])], called_prob[i]) / len(reference[int(called[i])])
