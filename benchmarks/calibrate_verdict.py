@@ -174,6 +174,7 @@ def save_evidence(folder: Path, name: str, seed: int, art: Path, classes: list[s
     ev = read_evidence(art)
     arrays = {"labels": ev.labels, "fit_rank": ev.fit_rank, "holdout_prob": ev.holdout_prob,
               "holdout_called": ev.holdout_called, "holdout_called_prob": ev.holdout_called_prob, "copy_of": ev.copy_of,
+              "trigger_match": ev.trigger_match,
               "indicator": ev.indicator if ev.indicator is not None else np.full(len(ev.labels), np.nan),
               "truth": np.zeros(len(ev.labels), bool) if truth is None else np.asarray(truth, bool)}
     if stage == "split":
@@ -187,6 +188,8 @@ def save_evidence(folder: Path, name: str, seed: int, art: Path, classes: list[s
            "second_likely_target": int(t["second_likely_target"]), "votes": [int(v) for v in t["votes"]],
            "vote_share": float(ev.vote_share), "loss_gap": float(ev.loss_gap), "holdout_share": float(ev.holdout_share),
            "holdout_variety": _listed(np.asarray(ev.holdout_variety)),  # per class
+           "coherence_z": _listed(np.asarray(ev.coherence_z)), "coherence_likeness": _listed(np.asarray(ev.coherence_likeness)),
+           "trigger_class": int(ev.trigger_class),
            "poisoned": truth is not None,
            "baseline_asr": baseline, "arrays": {k: _listed(np.asarray(v)) for k, v in arrays.items()}}
     folder.mkdir(parents=True, exist_ok=True)

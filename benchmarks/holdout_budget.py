@@ -18,6 +18,9 @@ its evidence file and trains nothing: evidence saved before the check counted co
 pictures are, method/holdout.py ``group_variety``) from its stored fit ranks and held-out label
 probabilities, and trains nothing: evidence saved before the verdict read it.
 
+``--coherence-only`` writes each run's trigger coherence (method/coherence.py: per class the coherence
+z and likeness of its unrecognised group, per sample the trigger match) the same way.
+
 ``--update-evidence`` writes the check's output at the preset's epochs back into each evidence file, so
 that judge_evidence.py judges the run as the tool would (the check's model is seeded from the run's
 seed alone: the label probabilities it writes are the ones the run stored).
@@ -38,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bsd_audit.api import prepare  # noqa: E402
 from bsd_audit.config import resolve_config  # noqa: E402
+from bsd_audit.method.coherence import trigger_coherence  # noqa: E402
 from bsd_audit.method.holdout import class_contrast, group_variety, holdout_check  # noqa: E402
 from bsd_audit.method.verdict import attack_verdict, holdout_line  # noqa: E402
 from bsd_audit.training.progress import Progress  # noqa: E402
@@ -47,12 +51,16 @@ from tables import markdown_table  # noqa: E402
 
 
 def update_evidence(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Write per-sample ``arrays`` into an evidence file; ``holdout_variety`` (per class) goes beside them."""
+    """Write per-sample ``arrays`` into an evidence file; the per-class readings and the trigger class go
+beside them."""
     with gzip.open(path, "rt", encoding="utf-8") as fh:
         doc = json.load(fh)
     arrays = dict(arrays)
-    if "holdout_variety" in arrays:
-        doc["holdout_variety"] = _listed(np.asarray(arrays.pop("holdout_variety")))
+    for k in ("holdout_variety", "coherence_z", "coherence_likeness"):
+        if k in arrays:
+            doc[k] = _listed(np.asarray(arrays.pop(k)))
+    if "trigger_class" in arrays:
+        doc["trigger_class"] = int(arrays.pop("trigger_class"))
     doc["arrays"].update({k: _listed(v) for k, v in arrays.items()})
     with gzip.open(path, "wt", encoding="utf-8") as fh:
         json.dump(doc, fh, separators=(",", ":"))
@@ -68,6 +76,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--copies-only", action="store_true", help="store which pictures are copies; train nothing")
     ap.add_argument("--variety-only", action="store_true",
                     help="store how varied each class's unrecognised group is; train nothing")
+    ap.add_argument("--coherence-only", action="store_true",
+                    help="store each class's trigger coherence and the trigger match; train nothing")
     args = ap.parse_args(argv)
     rows = []
     for data, evidence_file in args.run:
@@ -80,8 +90,21 @@ def main(argv: list[str] | None = None) -> list[dict]:
             update_evidence(Path(evidence_file), {"copy_of": copy_of})
             print(f"{evidence_file}: {int((copy_of != np.arange(len(copy_of))).sum())} copies", flush=True)
             continue
-        if args.variety_only and run.get("holdout_prob") is None:
+        if (args.variety_only or args.coherence_only) and run.get("holdout_prob") is None:
             print(f"{evidence_file}: saved before the held-out check; nothing to read", flush=True)
+            continue
+        if args.coherence_only:
+            cfg = resolve_config(args.preset, {"seed": int(run["seed"])})
+            _, ds, _, cfg, _ = prepare(Path(data), cfg, Progress())
+            if not np.array_equal(ds.labels.cpu().numpy(), run["labels"]):
+                raise SystemExit(f"{evidence_file} was not saved from {data}: the labels differ")
+            co = trigger_coherence(ds, run["labels"].astype(np.int64), run["fit_rank"].astype(np.float64),
+                                   run["holdout_prob"].astype(np.float64), run.get("holdout_called"),
+                                   float(run.get("holdout_share", 0.5)), run.get("copy_of"), cfg.seed)
+            update_evidence(Path(evidence_file), {"coherence_z": co.z, "coherence_likeness": co.likeness,
+                                                  "trigger_match": co.match, "trigger_class": co.match_class})
+            print(f"{evidence_file}: coherence {np.round(co.z, 1).tolist()}, likeness "
+                  f"{np.round(co.likeness, 2).tolist()}, trigger class {co.match_class}", flush=True)
             continue
         if args.variety_only:
             cfg = resolve_config(args.preset, {"seed": int(run["seed"])})

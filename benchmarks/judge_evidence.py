@@ -35,8 +35,9 @@ def load(path: Path) -> dict:
         exact = k in ("labels", "truth", "clean", "main_pred", "holdout_called", "copy_of")
         run[k] = np.asarray(v) if exact else np.array([np.nan if x is None else x for x in v])
     run["baseline_asr"] = np.nan if run["baseline_asr"] is None else run["baseline_asr"]
-    if run.get("holdout_variety") is not None:  # per class
-        run["holdout_variety"] = np.array([np.nan if x is None else x for x in run["holdout_variety"]])
+    for k in ("holdout_variety", "coherence_z", "coherence_likeness"):  # per class
+        if run.get(k) is not None:
+            run[k] = np.array([np.nan if x is None else x for x in run[k]])
     return run
 
 
@@ -50,7 +51,10 @@ def evidence(run: dict, target: int) -> Evidence:
                     second_likely=int(run["second_likely_target"]),
                     holdout_prob=None if prob is None else prob.astype(np.float64),
                     holdout_called=run.get("holdout_called"), holdout_called_prob=run.get("holdout_called_prob"),
-                    holdout_variety=run.get("holdout_variety"), holdout_share=float(run.get("holdout_share", 0.5)), copy_of=run.get("copy_of"), classes=[str(c) for c in run["classes"]])
+                    holdout_variety=run.get("holdout_variety"), holdout_share=float(run.get("holdout_share", 0.5)),
+                    copy_of=run.get("copy_of"), coherence_z=run.get("coherence_z"),
+                    coherence_likeness=run.get("coherence_likeness"), trigger_match=run.get("trigger_match"),
+                    trigger_class=int(run.get("trigger_class", -1)), classes=[str(c) for c in run["classes"]])
 
 
 def row_of(path: Path) -> dict:

@@ -40,9 +40,10 @@ from .data.sizes import SizeSurvey, array_survey, survey_sizes
 from .errors import BadInputError, TrainingDivergedError
 from .method.bsd import SplitResult, exclude_final_list, run_bsd
 from .method.purify import MODES, train_model
+from .method.coherence import trigger_coherence
 from .method.holdout import group_variety, holdout_check
 from .method.target import TargetEstimate, detect_target as run_warmup
-from .method.verdict import Evidence, Verdict, VerdictSummary, attack_verdict
+from .method.verdict import Verdict, VerdictSummary, attack_verdict, evidence_of
 from .metrics import (accuracy, attack_success_rate, confusion_matrix, defence_effectiveness_ratio,
                       per_class_accuracy, precision_at_recall, split_quality)
 from .report.gate import ModelGate, model_gate
@@ -295,12 +296,7 @@ def judge(est: TargetEstimate, labels: np.ndarray, target: int, indicator: np.nd
           classes: list[str] | None = None) -> Verdict:
     """The attack-present verdict and the suspicious list from the warm-up's evidence (method/verdict.py),
     with the split's indicator I (attack_verdict leaves it out until the split reached stage 2)."""
-    return attack_verdict(Evidence(labels=labels, target=target, fit_rank=est.fit_rank, vote_share=est.confidence,
-                                   estimates_agree=est.agree, loss_gap=est.loss_gap, indicator=indicator,
-                                   second_likely=est.second_likely_target, holdout_prob=est.holdout_prob,
-                                   holdout_called=est.holdout_called, holdout_called_prob=est.holdout_called_prob,
-                                   holdout_variety=est.holdout_variety, holdout_share=est.holdout_share,
-                                   copy_of=est.copy_of, classes=classes))
+    return attack_verdict(evidence_of(est, labels, target, indicator, classes))
 
 
 def _resume_state(ckpt: RunCheckpoints, resume: bool, progress: Progress) -> RunState | None:
@@ -380,6 +376,10 @@ def _warm_up(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, gen: 
     est.copy_of = ds.copy_of()
     est.holdout_variety = group_variety(ds, ds.labels.cpu().numpy(), est.fit_rank, est.holdout_prob, est.holdout_share,
                                         est.copy_of, cfg.seed)
+    co = trigger_coherence(ds, ds.labels.cpu().numpy(), est.fit_rank, est.holdout_prob, est.holdout_called,
+                           est.holdout_share, est.copy_of, cfg.seed)
+    est.coherence_z, est.coherence_likeness, est.coherence_size = co.z, co.likeness, co.size
+    est.trigger_match, est.trigger_class = co.match, co.match_class
     if cfg.holdout_epochs:
         progress.finish()
     return est

@@ -22,7 +22,7 @@ from ..config import Config, altruistic_net_of
 from ..data import ImageDataset
 from ..errors import BadInputError
 from ..method.target import TargetEstimate
-from ..method.verdict import Evidence, Verdict
+from ..method.verdict import Evidence, Verdict, evidence_of
 from .h5 import (atomic_h5, check_fingerprint, config_of, open_artifact, read_optimizer, read_tensors,
                  write_optimizer, write_provenance, write_tensors)
 
@@ -40,6 +40,9 @@ def write_estimate(f: h5py.File, est: TargetEstimate, classes: list[str], used: 
     })
     g.create_dataset("votes", data=est.votes)
     g.create_dataset("holdout_variety", data=est.holdout_variety)  # per class, like the votes
+    g.create_dataset("coherence_z", data=est.coherence_z)
+    g.create_dataset("coherence_likeness", data=est.coherence_likeness)
+    g.create_dataset("coherence_size", data=est.coherence_size)
     g.create_dataset("isolated", data=est.isolated)
     g.create_dataset("second_likely_per_epoch", data=est.second_likely_per_epoch)
     g.create_dataset("warmup_objective", data=np.array(est.history, dtype=np.float64))
@@ -50,6 +53,7 @@ def write_estimate(f: h5py.File, est: TargetEstimate, classes: list[str], used: 
     s.create_dataset("holdout_prob", data=est.holdout_prob).attrs["share"] = est.holdout_share
     s.create_dataset("holdout_called", data=est.holdout_called)
     s.create_dataset("holdout_called_prob", data=est.holdout_called_prob)
+    s.create_dataset("trigger_match", data=est.trigger_match).attrs["class"] = est.trigger_class
     f.require_group("samples").create_dataset("copy_of", data=est.copy_of)
     s.create_dataset("suspicion", data=verdict.suspicion)
     v = f.create_group("verdict")
@@ -72,6 +76,9 @@ def read_estimate(f: h5py.File) -> TargetEstimate:
         holdout_prob=f["scores/holdout_prob"][()], holdout_share=float(f["scores/holdout_prob"].attrs["share"]),
         holdout_called=f["scores/holdout_called"][()], holdout_called_prob=f["scores/holdout_called_prob"][()],
         holdout_variety=t["holdout_variety"][()], copy_of=f["samples/copy_of"][()],
+        coherence_z=t["coherence_z"][()], coherence_likeness=t["coherence_likeness"][()],
+        coherence_size=t["coherence_size"][()], trigger_match=f["scores/trigger_match"][()],
+        trigger_class=int(f["scores/trigger_match"].attrs["class"]),
     )
 
 
@@ -113,17 +120,8 @@ def read_evidence(path: Path) -> Evidence:
     """What the verdict was decided on, from a detect-target or split artifact (calibration reads
     stored runs again with other thresholds)."""
     with open_artifact(path) as f:
-        t = f["target"]
         indicator = f["scores/indicator"][()] if "scores/indicator" in f else None
-        return Evidence(labels=f["samples/label"][()], target=int(t.attrs["target"]),
-                        fit_rank=f["scores/fit_rank"][()], vote_share=float(t.attrs["confidence"]),
-                        estimates_agree=bool(t.attrs["agree"]), loss_gap=float(t.attrs["loss_gap"]),
-                        indicator=indicator, second_likely=int(t.attrs["second_likely_target"]),
-                        holdout_prob=f["scores/holdout_prob"][()],
-                        holdout_called=f["scores/holdout_called"][()],
-                        holdout_called_prob=f["scores/holdout_called_prob"][()],
-                        holdout_variety=t["holdout_variety"][()], copy_of=f["samples/copy_of"][()],
-                        holdout_share=float(f["scores/holdout_prob"].attrs["share"]))
+        return evidence_of(read_estimate(f), f["samples/label"][()], int(f["target"].attrs["target"]), indicator)
 
 
 def write_target(path: Path, est: TargetEstimate, ds: ImageDataset, cfg: Config, device: str,

@@ -52,6 +52,13 @@ class TargetEstimate:
     holdout_called_prob: np.ndarray | None = None  # that class's probability
     holdout_variety: np.ndarray | None = None  # per class, its unrecognised group's pictures' spread (holdout.group_variety)
     holdout_share: float = 0.5
+    # trigger coherence (method/coherence.py): per class, its unrecognised group's coherence z, likeness
+    # and size; per sample, the match with the most coherent not-alike group's fine detail, and that class
+    coherence_z: np.ndarray | None = None
+    coherence_likeness: np.ndarray | None = None
+    coherence_size: np.ndarray | None = None
+    trigger_match: np.ndarray | None = None
+    trigger_class: int = -1
     copy_of: np.ndarray | None = None  # per sample, its class's first identical picture (ImageDataset.copy_of)
     altruistic_state: dict = field(default_factory=dict)  # weights of g_φ after warm-up
     optimizer_state: dict = field(default_factory=dict)
@@ -193,7 +200,8 @@ def detect_target(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, 
         second_likely_per_epoch=seconds, second_likely_target=majority(seconds, C), ce=ce, sce=sce, fit_rank=fit_rank,
         holdout_prob=np.full(N, np.nan),  # filled by the held-out check (method/holdout.py) when it runs
         holdout_called=np.full(N, -1, dtype=np.int64), holdout_called_prob=np.full(N, np.nan),
-        holdout_variety=np.full(C, np.nan),
+        holdout_variety=np.full(C, np.nan), coherence_z=np.full(C, np.nan), coherence_likeness=np.full(C, np.nan),
+        coherence_size=np.full(C, np.nan), trigger_match=np.full(N, np.nan),
         altruistic_state={k: v.detach().clone() for k, v in model.state_dict().items()},
         optimizer_state=opt.state_dict(), history=history,
     )

@@ -80,7 +80,9 @@ from statistics import NormalDist
 
 import numpy as np
 
+from .coherence import LIKENESS
 from .holdout import CONTRASTS, CalledAs, called_as, class_contrast
+from .target import TargetEstimate
 
 POISONED_SCORE = 2.3
 CLEAN_SCORE = 2.0
@@ -99,6 +101,8 @@ CALLED_SPREAD_ALIKE = 0.5  # ... and called over several classes, not one neighb
 MIN_OTHER_CLASSES = 3  # fewer classes to call: a group's spread says nothing
 EASE_Z = 1.0  # the target's held-out z over which the tail's group is the class's typical pictures
 HOLDOUT_WEIGHT = 1.0  # the held-out label probability beside the fit rank in the list, when the check names the class
+COHERENCE_Z = 8.0  # an unrecognised group's fine detail shared this far past matched honest pictures' (triggers 18-790; honest groups not alike ≤ 3.2)
+TRIGGER_DEPTH = 6.0  # the trigger list: a match this many robust deviations above the other classes' pictures'
 
 
 @dataclass
@@ -117,7 +121,24 @@ class Evidence:
     holdout_called_prob: np.ndarray | None = None  # and that class's probability
     holdout_variety: np.ndarray | None = None  # per class, its unrecognised group's pictures' spread (holdout.group_variety)
     copy_of: np.ndarray | None = None  # per sample, its class's first identical picture (None: all distinct)
+    coherence_z: np.ndarray | None = None  # per class, its unrecognised group's coherence z (method/coherence.py)
+    coherence_likeness: np.ndarray | None = None  # per class, how alike that group's pictures are
+    trigger_match: np.ndarray | None = None  # per sample, its match with the trigger_class group's fine detail
+    trigger_class: int = -1
     classes: list[str] | None = None  # class names, for the reason's sentence
+
+
+def evidence_of(est: TargetEstimate, labels: np.ndarray, target: int, indicator: np.ndarray | None = None,
+                classes: list[str] | None = None) -> Evidence:
+    """The verdict's evidence from a target estimate, for the split's ``target`` (with I once the split
+    reached stage 2)."""
+    return Evidence(labels=labels, target=target, fit_rank=est.fit_rank, vote_share=est.confidence,
+                    estimates_agree=est.agree, loss_gap=est.loss_gap, indicator=indicator,
+                    second_likely=est.second_likely_target, holdout_prob=est.holdout_prob,
+                    holdout_share=est.holdout_share, holdout_called=est.holdout_called,
+                    holdout_called_prob=est.holdout_called_prob, holdout_variety=est.holdout_variety,
+                    copy_of=est.copy_of, coherence_z=est.coherence_z, coherence_likeness=est.coherence_likeness,
+                    trigger_match=est.trigger_match, trigger_class=est.trigger_class, classes=classes)
 
 
 @dataclass
@@ -136,7 +157,7 @@ class Verdict:
 
     @property
     def evidence(self) -> list[str]:
-        """Which lines of evidence crossed their poisoned line: ``tail``, ``holdout``."""
+        """Which lines of evidence crossed their poisoned line: ``tail``, ``holdout``, ``coherence``."""
         out = []
         if (self.score >= POISONED_SCORE and self.inputs.get("reference_classes", 0) >= MIN_REFERENCE_CLASSES
                 and not self.inputs.get("tail_explained_by_ease", False)):
@@ -144,6 +165,8 @@ class Verdict:
         if (self.inputs.get("holdout_z", 0.0) <= self.inputs.get("holdout_line", float("-inf"))
                 and self.inputs.get("holdout_trigger_like", False)):
             out.append("holdout")
+        if self.inputs.get("coherent_classes"):
+            out.append("coherence")
         return out
 
     @property
@@ -160,10 +183,23 @@ class Verdict:
             f", pictures {variety:.2f}x as varied as the other classes'" if variety is not None else "") + ")"
         listed = f"{n} listed as suspicious"
         elsewhere = (f" The run used {self.name(target)} as the target; a split without --target, or with --target "
-                     f"{self.name(low)}, builds its pools around {self.name(low)}." if self.target_in_doubt else "")
+                     f"{self.name(self.suspected)}, builds its pools around {self.name(self.suspected)}."
+                     if self.target_in_doubt else "")
+        trig = x.get("trigger_class", -1)
+        shared = ""
+        if trig >= 0:
+            cz, cl = x["coherence_z"][trig], x["coherence_likeness"][trig]
+            shared = (f"the pictures of {self.name(trig)} that a model trained without them does not call "
+                      f"{self.name(trig)} share fine detail that pictures of the classes it calls them do not "
+                      f"(coherence z {cz:.0f}, line {x['coherence_line']:g}), and are not one kind of picture "
+                      f"(likeness {cl:.2f}, line {x['likeness_line']:g}): the same pixels on pictures of other "
+                      f"classes, as a trigger puts there")
         if self.verdict == "poisoned" and "tail" in self.evidence:
-            extra = f"; and {held}" if "holdout" in self.evidence else ""
+            extra = "".join(f"; and {e}" for e, on in ((held, "holdout" in self.evidence), (shared, bool(shared))) if on)
             return f"{tail}: a group of its samples is fitted like a trigger shortcut{extra} ({listed})."
+        if self.verdict == "poisoned" and shared:
+            by = " by their match with that detail" if x.get("list_rule") == "trigger" else ""
+            return f"{shared[0].upper()}{shared[1:]} ({listed}{by}).{elsewhere}"
         if self.verdict == "poisoned":
             return (f"{held[0].upper()}{held[1:]}; it calls them what pictures of the other classes are called, as "
                     f"surely and as varied{profile}: their label comes from something no honest picture of "
@@ -315,6 +351,30 @@ def trigger_like(c: CalledAs) -> bool:
     return c.others >= MIN_OTHER_CLASSES and c.sure >= CALLED_AS_SURE and varied
 
 
+def coherent_classes(ev: Evidence) -> list[int]:
+    """The classes whose unrecognised group is coherent past COHERENCE_Z and not alike (method/coherence.py)."""
+    if ev.coherence_z is None or ev.coherence_likeness is None:
+        return []
+    return [c for c, (z, like) in enumerate(zip(ev.coherence_z, ev.coherence_likeness))
+            if np.isfinite(z) and z >= COHERENCE_Z and np.isfinite(like) and like < LIKENESS]
+
+
+def trigger_line(honest: np.ndarray) -> float:
+    """TRIGGER_DEPTH robust standard deviations (1.4826 MAD) above the median match of pictures that
+    carry no trigger. On the calibration runs the poison's matches were 0.25-0.8 and an honest
+    picture's deviation 0.01-0.05: the line kept precision 1.00 at recall 0.97-1.00."""
+    if not len(honest):
+        return float("inf")
+    med = float(np.median(honest))
+    return med + TRIGGER_DEPTH * 1.4826 * float(np.median(np.abs(honest - med)))
+
+
+def _per_class(values: np.ndarray | None, n: int) -> list[float | None]:
+    if values is None:
+        return [None] * n
+    return [round(float(x), 4) if np.isfinite(x) else None for x in np.asarray(values, dtype=np.float64)[:n]]
+
+
 def attack_verdict(ev: Evidence) -> Verdict:
     labels, t = ev.labels, ev.target
     lg = logit_ranks(ev.fit_rank)
@@ -354,7 +414,12 @@ def attack_verdict(ev: Evidence) -> Verdict:
     doubted = hits or undecided or contrast
     low = min(doubted, key=doubted.get) if doubted else -1  # the class the held-out check doubts most
     low_z = contrast.get(low, 0.0)
-    if tail_hit or hits:
+    # A class whose unrecognised pictures share fine detail that matched honest pictures do not, and
+    # are not one kind of picture: the same pixels on pictures of every class, a trigger's
+    # (method/coherence.py). The trigger's direction was read from the most coherent such group.
+    coherent = coherent_classes(ev)
+    trig = ev.trigger_class if ev.trigger_class in coherent and ev.trigger_match is not None else None
+    if tail_hit or hits or coherent:
         verdict = "poisoned"
     elif tail_question or undecided:
         verdict = "inconclusive"
@@ -362,8 +427,9 @@ def attack_verdict(ev: Evidence) -> Verdict:
         verdict = "clean"
     # the class to list from: the target the split used, unless only the held-out check found a class
     # that may hold a trigger group, and another class: the vote picked the wrong class
-    in_doubt = not tail_hit and low in {**hits, **undecided} and low != t and t not in hits
-    suspected = low if in_doubt else t
+    named = trig if trig is not None else (low if low in {**hits, **undecided} else None)
+    in_doubt = not tail_hit and named is not None and named != t and t not in hits and t not in coherent
+    suspected = named if in_doubt else t
     in_s = labels == suspected
     n_s = int(in_s.sum())
     refs_s = [c for c, g in groups.items() if c != suspected and len(g) >= MIN_REFERENCE_SIZE]
@@ -383,8 +449,18 @@ def attack_verdict(ev: Evidence) -> Verdict:
     like_honest = float(np.median([lower_spread(like[c]) for c in refs_s] or [0.0]))
     suspicion = np.zeros(len(labels))
     suspicious = np.zeros(len(labels), dtype=bool)
-    list_rule = "none"  # which line ended the list: median (0.7 under the class median) or anchored (list_line)
-    if n_s:
+    list_rule = "none"  # which line ended the list: trigger, median (0.7 under the class median) or anchored (list_line)
+    trigger_cut = None
+    if n_s and trig == suspected:
+        # the trigger's match ranks the class, and the list ends where the other classes' pictures,
+        # which carry no trigger, are left far behind
+        match = np.nan_to_num(ev.trigger_match, nan=0.0)
+        trigger_cut = trigger_line(match[labels != suspected])
+        order = np.argsort(np.argsort(-match[in_s], kind="stable"))
+        suspicion[in_s] = (n_s - order) / n_s
+        suspicious[np.flatnonzero(in_s)[match[in_s] >= trigger_cut]] = True
+        list_rule = "trigger"
+    elif n_s:
         like_s = like[suspected]
         order = np.argsort(np.argsort(like_s, kind="stable"))  # 0 = the most trigger-like sample of the class
         suspicion[in_s] = (n_s - order) / n_s  # in (0, 1]: every suspected-class sample above the rest of D
@@ -423,6 +499,10 @@ def attack_verdict(ev: Evidence) -> Verdict:
         "poisoned_score": POISONED_SCORE, "clean_score": CLEAN_SCORE,
         "list_rule": list_rule, "list_depth": LIST_DEPTH if list_rule == "median" else LIST_DEPTH_SPLIT,
         "list_uses_indicator": ind is not None, "list_uses_holdout": hold is not None,
+        "coherence_z": _per_class(ev.coherence_z, n_classes), "coherence_likeness": _per_class(ev.coherence_likeness, n_classes),
+        "coherence_line": COHERENCE_Z, "likeness_line": LIKENESS, "coherent_classes": sorted(coherent),
+        "trigger_class": -1 if trig is None else trig,
+        "trigger_list_cut": None if trigger_cut is None else round(trigger_cut, 4),
     }
     if ind is not None:
         inputs["indicator_weight"] = INDICATOR_WEIGHT

@@ -21,7 +21,7 @@ from ..data.sizes import SizeSurvey
 from .export import check_top
 from .images import check_data_root, data_uri, thumbnail_png
 from .ranking import RankedTable, Row, rank_samples
-from .tables import called_profile
+from .tables import called_profile, coherence_fact
 from .svg import Series, histogram_svg, pool_bars_svg
 from .headline import headline_of
 
@@ -78,6 +78,9 @@ def _evidence_facts(data: SplitArtifact) -> list[tuple[str, str]]:
         low = data.classes[x["holdout_class"]]
         out.append(("held-out check", f"lowest z {x['holdout_z']:+.1f} in {low} of {x['holdout_tested']} classes "
                                       f"(line {x['holdout_line']:.1f}){called_profile(x)}"))
+    fact = coherence_fact(x, data.classes)
+    if fact is not None:
+        out.append(("fine-detail coherence", fact))
     return out
 
 

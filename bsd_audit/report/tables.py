@@ -30,6 +30,18 @@ def called_profile(x: dict) -> str:
             f"{x['called_spread_line']:g}){varied}")
 
 
+def coherence_fact(x: dict, classes: list[str]) -> str | None:
+    """The most coherent not-alike unrecognised group (method/coherence.py), as the verdict inputs hold it."""
+    zs, likes = x.get("coherence_z") or [], x.get("coherence_likeness") or []
+    read = [(z, c) for c, (z, like) in enumerate(zip(zs, likes))
+            if z is not None and like is not None and like < x.get("likeness_line", 0.0)]
+    if not read:
+        return None
+    z, c = max(read)
+    return (f"highest z {z:.1f} in {classes[c]} (line {x['coherence_line']:g}); its pictures' likeness "
+            f"{likes[c]:.2f} (one kind of picture from {x['likeness_line']:g})")
+
+
 def target_table(s: dict) -> Table:
     t = Table(title="Target label", show_header=False)
     t.add_row("target used", f"[bold]{escape(s['target_name'])}[/bold] ({s['source']})")
@@ -43,6 +55,9 @@ def target_table(s: dict) -> Table:
         doubt = "  [bold yellow](not the target used)[/bold yellow]" if s["verdict"]["target_in_doubt"] else ""
         t.add_row("held-out check", f"lowest z {x['holdout_z']:+.1f} in {escape(low)} of {x['holdout_tested']} classes "
                   f"(line {x['holdout_line']:.1f}){called_profile(x)}{doubt}")
+    fact = coherence_fact(x, s["classes"])
+    if fact is not None:
+        t.add_row("fine-detail coherence", escape(fact))
     t.add_row("loss gap of isolated samples", f"{s['loss_gap']:.3f}")
     t.add_row("votes", ", ".join(f"{escape(k)}: {v}" for k, v in s["votes"].items() if v))
     return t
