@@ -75,12 +75,24 @@ def row_of(path: Path) -> dict:
         "line": round(x["holdout_line"], 2), "sure": x["holdout_called_as_sure"],
         "spread": x["holdout_called_spread"], "variety": x.get("holdout_group_variety"), "odd_groups": ",".join(v.name(c) for c in x["holdout_odd_groups"]) or "-",
         "true_target_z": "-" if true_t is None or x["holdout_class_z"][true_t] is None else round(x["holdout_class_z"][true_t], 2),
+        **_most_coherent(x, v),
     }
     if truth.any():
         tp = int((v.suspicious & truth).sum())
         row["list_precision"] = round(tp / max(int(v.suspicious.sum()), 1), 3)
         row["list_recall"] = round(tp / int(truth.sum()), 3)
     return row
+
+
+def _most_coherent(x: dict, v) -> dict:
+    """The most coherent unrecognised group whose pictures are not alike (method/coherence.py): its class,
+    z and likeness."""
+    read = [(z, c) for c, (z, like) in enumerate(zip(x["coherence_z"], x["coherence_likeness"]))
+            if z is not None and like is not None and like < x["likeness_line"]]
+    if not read:
+        return {"coherence_class": "-", "coherence_z": "-", "likeness": "-"}
+    z, c = max(read)
+    return {"coherence_class": v.name(c), "coherence_z": round(z, 1), "likeness": round(x["coherence_likeness"][c], 3)}
 
 
 def tally(rows: list[dict], took_hold: float = 50.0) -> list[str]:
