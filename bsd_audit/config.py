@@ -46,9 +46,9 @@ class Config(BaseModel):
     # --- data
     # Working resolution: every image is resized whole to image_size x image_size. auto = from the
     # data's own sizes (median short side, a multiple of 32), at most image_size_cap, never upscaled
-    # (data/sizes.py); the run's config holds the size it chose. 32 stays the default until the verdict
-    # is shown to catch a photo backdoor at the larger size (docs/decisions/0028-working-size-and-stems.md).
-    image_size: int | Literal["auto"] = 32
+    # (data/sizes.py); the run's config holds the size it chose: 32 px for CIFAR-like thumbnails, 128 px
+    # for photos with the cpu preset, where a small patch survives (docs/decisions/0028-working-size-and-stems.md).
+    image_size: int | Literal["auto"] = "auto"
     image_size_cap: int = Field(224, ge=8, le=1024)
     max_image_pixels: int = Field(89_478_485, ge=1)
     # Leave unusable image files out (listed in the summary and the artifact) instead of refusing the tree.

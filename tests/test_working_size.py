@@ -39,15 +39,19 @@ def test_the_working_size_is_the_median_short_side_capped_and_never_upscaled():
     assert choose_working_size(np.array([4, 4]), 128) == 8
 
 
-def test_photos_are_audited_at_32_px_by_default_and_told_what_that_can_miss(tmp_path):
-    """auto is opt-in (decision 0028): the default audits at 32 px and the shrink warning names the way out."""
+def test_photos_are_audited_at_a_size_from_the_data_by_default_and_told_what_a_fixed_32_can_miss(tmp_path):
+    """auto is the default (decision 0028): photos of 400 px are audited at the cpu preset's cap, 128 px,
+    without a warning; fixed at 32 px, the shrink warning names the way out."""
     for preset in ("cpu", "fast", "paper"):
-        assert resolve_config(preset).image_size == 32
+        assert resolve_config(preset).image_size == "auto"
     for i in range(3):
         _photo(533, 400, i).save(tmp_path / f"{i}.jpg")
-    s = survey_sizes(tmp_path, [f"{i}.jpg" for i in range(3)], cap=128, fixed=resolve_config("cpu").image_size)
+    paths = [f"{i}.jpg" for i in range(3)]
+    s = survey_sizes(tmp_path, paths, cap=resolve_config("cpu").image_size_cap)
+    assert s.working_size == 128 and s.warning is None
+    s = survey_sizes(tmp_path, paths, cap=128, fixed=32)
     assert s.working_size == 32 and s.shrink == pytest.approx(12.5)
-    assert "--set image_size=auto" in s.warning
+    assert "--set image_size_cap" in s.warning and "--set image_size=N" in s.warning
 
 
 def test_the_survey_reads_headers_and_states_the_shrink(tmp_path):

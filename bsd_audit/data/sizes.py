@@ -48,8 +48,9 @@ class SizeSurvey:
             return None
         return (f"images are shrunk {self.shrink:.1f}x (median short side {self.short_side_median} px to "
                 f"{self.working_size} px): a trigger smaller than about {self.shrink * 2:.0f} px on the photo covers "
-                f"under 2 pixels at this size and may go unseen; read the working size from the data with "
-                f"--set image_size=auto, or fix one with --set image_size=N, if small patches are a concern")
+                f"under 2 pixels at this size and may go unseen; raise the cap with --set image_size_cap=N "
+                f"(the fast preset on a GPU allows 224), or fix a size with --set image_size=N, if small "
+                f"patches are a concern")
 
 
 def choose_working_size(short_sides: np.ndarray, cap: int) -> int:
