@@ -38,7 +38,7 @@ import numpy as np
 from PIL import Image
 
 from bsd_audit.api import detect_target, evaluate, split, train_clean
-from bsd_audit.artifacts.h5 import read_samples
+from bsd_audit.artifacts.h5 import config_of, open_artifact, read_samples
 from bsd_audit.artifacts.split import read_split
 from bsd_audit.artifacts.target import read_evidence, read_target_of
 from bsd_audit.attacks import build_benchmark
@@ -183,7 +183,9 @@ def save_evidence(folder: Path, name: str, seed: int, art: Path, classes: list[s
         if sp.main_pred is not None:
             arrays.update(main_pred=sp.main_pred, main_label_prob=sp.main_label_prob)
     t = read_target_of(art)
-    doc = {"schema": 1, "dataset": name, "seed": seed, "stage": stage, "classes": list(classes),
+    with open_artifact(art) as f:
+        image_size = int(config_of(f)["image_size"])  # the working size the run chose
+    doc = {"schema": 1, "dataset": name, "seed": seed, "stage": stage, "classes": list(classes), "image_size": image_size,
            "target_used": int(ev.target), "lga_target": int(t["lga_target"]),
            "second_likely_target": int(t["second_likely_target"]), "votes": [int(v) for v in t["votes"]],
            "vote_share": float(ev.vote_share), "loss_gap": float(ev.loss_gap), "holdout_share": float(ev.holdout_share),

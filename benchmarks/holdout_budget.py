@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for data, evidence_file in args.run:
         run = load(Path(evidence_file))
         if args.copies_only:
-            _, ds, _, _, _ = prepare(Path(data), resolve_config(args.preset, {"seed": int(run["seed"])}), Progress())
+            _, ds, _, _, _ = prepare(Path(data), resolve_config(args.preset, {"seed": int(run["seed"]), "image_size": int(run["image_size"])}), Progress())
             if not np.array_equal(ds.labels.cpu().numpy(), run["labels"]):
                 raise SystemExit(f"{evidence_file} was not saved from {data}: the labels differ")
             copy_of = ds.copy_of()
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             print(f"{evidence_file}: saved before the held-out check; nothing to read", flush=True)
             continue
         if args.coherence_only:
-            cfg = resolve_config(args.preset, {"seed": int(run["seed"])})
+            cfg = resolve_config(args.preset, {"seed": int(run["seed"]), "image_size": int(run["image_size"])})
             _, ds, _, cfg, _ = prepare(Path(data), cfg, Progress())
             if not np.array_equal(ds.labels.cpu().numpy(), run["labels"]):
                 raise SystemExit(f"{evidence_file} was not saved from {data}: the labels differ")
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                   f"{np.round(co.likeness, 2).tolist()}, trigger class {co.match_class}", flush=True)
             continue
         if args.variety_only:
-            cfg = resolve_config(args.preset, {"seed": int(run["seed"])})
+            cfg = resolve_config(args.preset, {"seed": int(run["seed"]), "image_size": int(run["image_size"])})
             _, ds, _, cfg, _ = prepare(Path(data), cfg, Progress())
             if not np.array_equal(ds.labels.cpu().numpy(), run["labels"]):
                 raise SystemExit(f"{evidence_file} was not saved from {data}: the labels differ")
@@ -121,7 +121,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         labels = run["labels"].astype(np.int64)
         true_t = int(np.bincount(labels[truth]).argmax()) if truth.any() else None
         for epochs in args.epochs:
-            cfg = resolve_config(args.preset, {"seed": int(run["seed"]), "holdout_epochs": epochs})
+            cfg = resolve_config(args.preset, {"seed": int(run["seed"]), "holdout_epochs": epochs,
+                                                  "image_size": int(run["image_size"])})
             rt, ds, norm, cfg, _ = prepare(Path(data), cfg, Progress())
             if not np.array_equal(ds.labels.cpu().numpy(), labels):
                 raise SystemExit(f"{evidence_file} was not saved from {data}: the labels differ")

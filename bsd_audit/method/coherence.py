@@ -38,6 +38,7 @@ from ..data import ImageDataset
 from .holdout import THUMB, distinct, holdout_quarters
 
 MIN_GROUP = 10  # pictures a class's unrecognised group needs to be read
+GROUP_MAX = 500  # pictures of a group read, at most (a seeded draw): the matched draws cost DRAWS times as many
 DRAWS = 20  # matched draws of the called classes' pictures the group's coherence is set against
 LIKENESS = 0.3  # a group whose thumbnails share this much (mean cosine) is one kind of picture, not a trigger group
 REFERENCE = 4000  # pictures the per-pixel standardisation is estimated from, at most
@@ -64,59 +65,51 @@ def unrecognised_group(labels: np.ndarray, fit_rank: np.ndarray, label_prob: np.
     return np.flatnonzero(held & np.isfinite(label_prob) & (label_prob < 0.5 / k))
 
 
-class _Detail:
-    """Fine detail of pictures of ``ds``: the picture minus its 3 x 3 local mean, standardised per
-    pixel over a reference sample, as unit vectors (float64 on the host, in chunks)."""
+def fine_detail(x: torch.Tensor) -> torch.Tensor:
+    """Each picture minus its 3 x 3 local mean: edges, texture, noise, and a trigger's pixels."""
+    return x - F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
 
-    def __init__(self, ds: ImageDataset, reference: np.ndarray):
-        total, squares, n = None, None, 0
-        for x in self._raw(ds, reference):
+
+def layout(x: torch.Tensor) -> torch.Tensor:
+    """THUMB x THUMB thumbnails: what is where, without the detail."""
+    return F.interpolate(x, size=(THUMB, THUMB), mode="bilinear", antialias=True, align_corners=False)
+
+
+class _Units:
+    """Pictures of ``ds`` seen through ``view``, standardised per pixel over a reference sample, as unit
+    vectors (float32 on the data's device, in chunks; sums in float64)."""
+
+    def __init__(self, ds: ImageDataset, view, reference: np.ndarray):
+        self.ds, self.view = ds, view
+        total = squares = None
+        for x in self._raw(reference):
+            x = x.double()
             total = x.sum(0) if total is None else total + x.sum(0)
-            squares = (x ** 2).sum(0) if squares is None else squares + (x ** 2).sum(0)
-            n += len(x)
-        self.ds = ds
-        self.mean = total / n
-        self.std = np.sqrt(np.clip(squares / n - self.mean ** 2, 0, None)) + 1e-6
+            squares = (x * x).sum(0) if squares is None else squares + (x * x).sum(0)
+        mean = total / len(reference)
+        self.std = ((squares / len(reference) - mean * mean).clamp_min(0).sqrt() + 1e-6).float()
+        self.mean = mean.float()
 
-    @staticmethod
-    def _raw(ds: ImageDataset, idx: np.ndarray):
+    def _raw(self, idx: np.ndarray):
         for start in range(0, len(idx), CHUNK):
-            x = ds.images[torch.as_tensor(idx[start:start + CHUNK], device=ds.labels.device)].float() / 255
-            local = F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
-            yield (x - local).reshape(len(x), -1).double().cpu().numpy()
+            x = self.ds.images[torch.as_tensor(idx[start:start + CHUNK], device=self.ds.labels.device)].float() / 255
+            yield self.view(x).reshape(len(x), -1)
 
     def units(self, idx: np.ndarray):
-        for x in self._raw(self.ds, idx):
+        for x in self._raw(idx):
             x = (x - self.mean) / self.std
-            yield x / (np.linalg.norm(x, axis=1, keepdims=True) + 1e-12)
+            yield x / (x.norm(dim=1, keepdim=True) + 1e-12)
 
-    def total(self, idx: np.ndarray) -> np.ndarray:
-        return sum((u.sum(0) for u in self.units(idx)), np.zeros_like(self.mean))
+    def total(self, idx: np.ndarray) -> torch.Tensor:
+        out = torch.zeros(self.mean.shape, dtype=torch.float64, device=self.mean.device)
+        for u in self.units(idx):
+            out += u.sum(0, dtype=torch.float64)
+        return out
 
 
-def mean_cosine(total: np.ndarray, n: int) -> float:
+def mean_cosine(total, n: int) -> float:
     """Mean cosine over the pairs of n unit vectors, from their sum: (|sum|^2 - n) / (n (n - 1))."""
     return float((total @ total - n) / (n * (n - 1))) if n > 1 else float("nan")
-
-
-def _likeness(ds: ImageDataset, idx: np.ndarray, mean: np.ndarray, std: np.ndarray) -> float:
-    total = np.zeros_like(mean)
-    for start in range(0, len(idx), CHUNK):
-        x = ds.images[torch.as_tensor(idx[start:start + CHUNK], device=ds.labels.device)].float()
-        x = F.interpolate(x, size=(THUMB, THUMB), mode="bilinear", antialias=True, align_corners=False)
-        x = (x.reshape(len(x), -1).double().cpu().numpy() - mean) / std
-        total += (x / (np.linalg.norm(x, axis=1, keepdims=True) + 1e-12)).sum(0)
-    return mean_cosine(total, len(idx))
-
-
-def _thumb_stats(ds: ImageDataset, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    xs = []
-    for start in range(0, len(idx), CHUNK):
-        x = ds.images[torch.as_tensor(idx[start:start + CHUNK], device=ds.labels.device)].float()
-        xs.append(F.interpolate(x, size=(THUMB, THUMB), mode="bilinear", antialias=True,
-                                align_corners=False).reshape(len(x), -1).double().cpu().numpy())
-    x = np.concatenate(xs)
-    return x.mean(0), x.std(0) + 1e-6
 
 
 def trigger_coherence(ds: ImageDataset, labels: np.ndarray, fit_rank: np.ndarray, label_prob: np.ndarray | None,
@@ -136,9 +129,9 @@ def trigger_coherence(ds: ImageDataset, labels: np.ndarray, fit_rank: np.ndarray
     if not groups:
         return Coherence(z, like, size, match, -1)
     rng = np.random.default_rng([seed, 0xC0DE])
+    groups = {c: np.sort(rng.permutation(g)[:GROUP_MAX]) for c, g in groups.items()}
     reference = np.sort(rng.permutation(np.flatnonzero(counted))[:REFERENCE])
-    detail = _Detail(ds, reference)
-    t_mean, t_std = _thumb_stats(ds, reference)
+    detail, thumbs = _Units(ds, fine_detail, reference), _Units(ds, layout, reference)
     pools = {k: np.flatnonzero((labels == k) & counted) for k in range(n_classes)}
     totals = {}
     for c, g in groups.items():
@@ -151,22 +144,22 @@ def trigger_coherence(ds: ImageDataset, labels: np.ndarray, fit_rank: np.ndarray
                 drawn.append(mean_cosine(detail.total(picks), len(picks)))
         sd = float(np.std(drawn)) if len(drawn) > 1 else 0.0
         z[c] = (coherence - float(np.mean(drawn))) / sd if sd > 0 else np.nan
-        like[c] = _likeness(ds, g, t_mean, t_std)
+        like[c] = mean_cosine(thumbs.total(g), len(g))
     candidates = [c for c in groups if np.isfinite(z[c]) and like[c] < LIKENESS]
     if not candidates:
         return Coherence(z, like, size, match, -1)
     best = max(candidates, key=lambda c: z[c])
-    direction = totals[best]
-    norm = np.linalg.norm(direction) + 1e-12
+    direction = totals[best].float()
+    norm = float(direction.norm()) + 1e-12
     everyone = np.arange(len(labels))
     start = 0
     for u in detail.units(everyone):
-        match[start:start + len(u)] = u @ direction / norm
+        match[start:start + len(u)] = (u @ direction / norm).cpu().numpy()
         start += len(u)
     members = groups[best]
     start = 0
     for u in detail.units(members):  # a member's own detail left out of the direction it is read on
         rest = direction[None, :] - u
-        match[members[start:start + len(u)]] = (u * rest).sum(1) / (np.linalg.norm(rest, axis=1) + 1e-12)
+        match[members[start:start + len(u)]] = ((u * rest).sum(1) / (rest.norm(dim=1) + 1e-12)).cpu().numpy()
         start += len(u)
     return Coherence(z, like, size, match, int(best))

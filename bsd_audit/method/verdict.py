@@ -497,7 +497,7 @@ def attack_verdict(ev: Evidence) -> Verdict:
         "vote_share": round(float(ev.vote_share), 4), "estimates_agree": bool(ev.estimates_agree),
         "second_likely": ev.second_likely, "loss_gap": round(float(ev.loss_gap), 4),
         "poisoned_score": POISONED_SCORE, "clean_score": CLEAN_SCORE,
-        "list_rule": list_rule, "list_depth": LIST_DEPTH if list_rule == "median" else LIST_DEPTH_SPLIT,
+        "list_rule": list_rule, "list_depth": {"median": LIST_DEPTH, "trigger": TRIGGER_DEPTH}.get(list_rule, LIST_DEPTH_SPLIT),
         "list_uses_indicator": ind is not None, "list_uses_holdout": hold is not None,
         "coherence_z": _per_class(ev.coherence_z, n_classes), "coherence_likeness": _per_class(ev.coherence_likeness, n_classes),
         "coherence_line": COHERENCE_Z, "likeness_line": LIKENESS, "coherent_classes": sorted(coherent),
