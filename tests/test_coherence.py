@@ -110,3 +110,5 @@ def test_a_group_that_is_alike_or_not_coherent_enough_is_no_evidence(z, likeness
     v = attack_verdict(ev)
     assert v.verdict == "clean" and "coherence" not in v.evidence and not v.suspicious.any()
     assert v.inputs["trigger_class"] == -1
+    if likeness < LIKENESS:  # a group read and found wanting: the reason says what was checked
+        assert f"coherence z {z:.1f}, line {COHERENCE_Z:g}" in v.reason

@@ -52,6 +52,8 @@ def test_the_readme_example_finds_the_sample_poison(monkeypatch):
     exec(compile(readme_example(), "README.md", "exec"), scope)
     found = scope["found"]
     assert found.target_name == "bird" and found.verdict.verdict == "poisoned"
+    # the patch is the same pixels on every poisoned image: the trigger's coherence reads it (decision 0033)
+    assert "coherence" in found.verdict.evidence and found.verdict.inputs["list_rule"] == "trigger"
 
 
 def test_in_memory_audit_matches_the_split_of_the_same_images(tiny_split, tmp_path):

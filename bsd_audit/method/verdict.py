@@ -216,9 +216,13 @@ class Verdict:
         t_z = x.get("target_holdout_z")
         ease = (f", but a model trained without its first-fitted samples calls them {self.name(target)} more "
                 f"surely than the class's next ones (held-out z {t_z:+.1f})") if x.get("tail_explained_by_ease") else ""
+        read = [z for z, like in zip(x.get("coherence_z") or [], x.get("coherence_likeness") or [])
+                if z is not None and like is not None and like < x.get("likeness_line", 0.0)]
+        apart = (f"; the pictures the held-out model does not recognise share no trigger's fine detail (highest "
+                 f"coherence z {max(read):.1f}, line {x['coherence_line']:g})" if read else "")
         if self.verdict == "clean":
             why = ": the class's most typical pictures, fitted first, not a trigger group" if ease else ""
-            return f"No class stands out: {tail} (poisoned from {POISONED_SCORE:g}x){ease}{why}{checked}."
+            return f"No class stands out: {tail} (poisoned from {POISONED_SCORE:g}x){ease}{why}{checked}{apart}."
         if ease and self.score >= POISONED_SCORE:
             return (f"{tail}{ease}: the class's most typical pictures, fitted first, or a poison share so large "
                     f"that both groups are poison. Inspect the {n} suspicious samples before trusting this data.")
