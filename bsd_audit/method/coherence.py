@@ -13,10 +13,11 @@ what their fine detail shares is the trigger.
 - ``coherence``: the mean cosine between the fine detail of two of its pictures (standardised per
   pixel over the data), as a z against DRAWS draws of as many pictures of the classes the model
   called them (one of the called class per member). The 32 px calibration runs: trigger groups
-  18-790, honest groups under 3.2 where their pictures are not alike.
+  16-700, honest groups at most 4.2 where their pictures are not alike.
 - ``likeness``: the same mean cosine on 16 px thumbnails. A class's own odd group (one background,
-  one studio) shares fine detail too (coherence up to 12), but shares its layout more: likeness
-  0.31-0.76 on those groups, under 0.08 on trigger groups, whose pictures come from every class.
+  one studio) shares fine detail too (coherence up to 11), but shares its layout more: likeness
+  0.31-0.76 on those groups, 0.00-0.22 on trigger groups, whose pictures come from every class (a
+  patch or a noise blend under 0.08; SIG's wave shows in the thumbnails too).
 - ``trigger_match``: per picture, the cosine of its fine detail with the most coherent not-alike
   group's mean (its own contribution left out for the group's members): the trigger's direction.
   Poison reads 0.25-0.8, honest pictures about 0 (docs/decisions/0033-trigger-coherence.md).

@@ -101,7 +101,7 @@ CALLED_SPREAD_ALIKE = 0.5  # ... and called over several classes, not one neighb
 MIN_OTHER_CLASSES = 3  # fewer classes to call: a group's spread says nothing
 EASE_Z = 1.0  # the target's held-out z over which the tail's group is the class's typical pictures
 HOLDOUT_WEIGHT = 1.0  # the held-out label probability beside the fit rank in the list, when the check names the class
-COHERENCE_Z = 8.0  # an unrecognised group's fine detail shared this far past matched honest pictures' (triggers 18-790; honest groups not alike ≤ 3.2)
+COHERENCE_Z = 8.0  # an unrecognised group's fine detail shared this far past matched honest pictures' (triggers 16-700; honest groups not alike ≤ 4.2)
 TRIGGER_DEPTH = 6.0  # the trigger list: a match this many robust deviations above the other classes' pictures'
 
 
