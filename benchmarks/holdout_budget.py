@@ -66,6 +66,16 @@ beside them."""
         json.dump(doc, fh, separators=(",", ":"))
 
 
+def data_of(run: dict, data: str, evidence_file: str, preset: str, **overrides):
+    """The run's data read again as the run read it (its seed and working size): runtime, dataset,
+    normalizer and config; refused when it is not the data the evidence was saved from."""
+    cfg = resolve_config(preset, {"seed": int(run["seed"]), "image_size": int(run["image_size"]), **overrides})
+    rt, ds, norm, cfg, _ = prepare(Path(data), cfg, Progress())
+    if not np.array_equal(ds.labels.cpu().numpy(), run["labels"]):
+        raise SystemExit(f"{evidence_file} was not saved from {data}: the labels differ")
+    return rt, ds, norm, cfg
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", nargs=2, action="append", metavar=("DATA", "EVIDENCE"), required=True)
@@ -83,9 +93,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for data, evidence_file in args.run:
         run = load(Path(evidence_file))
         if args.copies_only:
-            _, ds, _, _, _ = prepare(Path(data), resolve_config(args.preset, {"seed": int(run["seed"]), "image_size": int(run["image_size"])}), Progress())
-            if not np.array_equal(ds.labels.cpu().numpy(), run["labels"]):
-                raise SystemExit(f"{evidence_file} was not saved from {data}: the labels differ")
+            _, ds, _, _ = data_of(run, data, evidence_file, args.preset)
             copy_of = ds.copy_of()
             update_evidence(Path(evidence_file), {"copy_of": copy_of})
             print(f"{evidence_file}: {int((copy_of != np.arange(len(copy_of))).sum())} copies", flush=True)
@@ -94,10 +102,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             print(f"{evidence_file}: saved before the held-out check; nothing to read", flush=True)
             continue
         if args.coherence_only:
-            cfg = resolve_config(args.preset, {"seed": int(run["seed"]), "image_size": int(run["image_size"])})
-            _, ds, _, cfg, _ = prepare(Path(data), cfg, Progress())
-            if not np.array_equal(ds.labels.cpu().numpy(), run["labels"]):
-                raise SystemExit(f"{evidence_file} was not saved from {data}: the labels differ")
+            _, ds, _, cfg = data_of(run, data, evidence_file, args.preset)
             co = trigger_coherence(ds, run["labels"].astype(np.int64), run["fit_rank"].astype(np.float64),
                                    run["holdout_prob"].astype(np.float64), run.get("holdout_called"),
                                    float(run.get("holdout_share", 0.5)), run.get("copy_of"), cfg.seed)
@@ -107,10 +112,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                   f"{np.round(co.likeness, 2).tolist()}, trigger class {co.match_class}", flush=True)
             continue
         if args.variety_only:
-            cfg = resolve_config(args.preset, {"seed": int(run["seed"]), "image_size": int(run["image_size"])})
-            _, ds, _, cfg, _ = prepare(Path(data), cfg, Progress())
-            if not np.array_equal(ds.labels.cpu().numpy(), run["labels"]):
-                raise SystemExit(f"{evidence_file} was not saved from {data}: the labels differ")
+            _, ds, _, cfg = data_of(run, data, evidence_file, args.preset)
             variety = group_variety(ds, run["labels"].astype(np.int64), run["fit_rank"].astype(np.float64),
                                     run["holdout_prob"].astype(np.float64), float(run.get("holdout_share", 0.5)),
                                     run.get("copy_of"), cfg.seed)
@@ -121,11 +123,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         labels = run["labels"].astype(np.int64)
         true_t = int(np.bincount(labels[truth]).argmax()) if truth.any() else None
         for epochs in args.epochs:
-            cfg = resolve_config(args.preset, {"seed": int(run["seed"]), "holdout_epochs": epochs,
-                                                  "image_size": int(run["image_size"])})
-            rt, ds, norm, cfg, _ = prepare(Path(data), cfg, Progress())
-            if not np.array_equal(ds.labels.cpu().numpy(), labels):
-                raise SystemExit(f"{evidence_file} was not saved from {data}: the labels differ")
+            rt, ds, norm, cfg = data_of(run, data, evidence_file, args.preset, holdout_epochs=epochs)
             t0 = time.perf_counter()
             prob, called, called_prob = holdout_check(ds, norm, cfg, rt, run["fit_rank"].astype(np.float64))
             wall = time.perf_counter() - t0
