@@ -57,13 +57,13 @@ class Coherence(NamedTuple):
     match_class: int  # the class whose group gave the direction (-1: none)
 
 
-def unrecognised_group(labels: np.ndarray, fit_rank: np.ndarray, label_prob: np.ndarray, share: float,
-                       copy_of: np.ndarray | None, c: int) -> np.ndarray:
-    """Class c's held-out pictures (copies once) called under half of chance by the held-out model."""
-    quarter = holdout_quarters(labels, fit_rank, share)
+def unrecognised_groups(labels: np.ndarray, fit_rank: np.ndarray, label_prob: np.ndarray, share: float,
+                        copy_of: np.ndarray | None) -> dict[int, np.ndarray]:
+    """Per class, its held-out pictures (copies once) called under half of chance by the held-out model."""
     k = int(labels.max()) + 1
-    held = (labels == c) & (quarter >= 0) & distinct(len(labels), copy_of)
-    return np.flatnonzero(held & np.isfinite(label_prob) & (label_prob < 0.5 / k))
+    held = (holdout_quarters(labels, fit_rank, share) >= 0) & distinct(len(labels), copy_of)
+    missed = held & np.isfinite(label_prob) & (label_prob < 0.5 / k)
+    return {c: np.flatnonzero(missed & (labels == c)) for c in range(k)}
 
 
 def fine_detail(x: torch.Tensor) -> torch.Tensor:
@@ -123,7 +123,7 @@ def trigger_coherence(ds: ImageDataset, labels: np.ndarray, fit_rank: np.ndarray
     if label_prob is None or called is None or not np.isfinite(label_prob).any():
         return Coherence(z, like, size, match, -1)
     counted = distinct(len(labels), copy_of)
-    groups = {c: unrecognised_group(labels, fit_rank, label_prob, share, copy_of, c) for c in range(n_classes)}
+    groups = unrecognised_groups(labels, fit_rank, label_prob, share, copy_of)
     for c, g in groups.items():
         size[c] = len(g)
     groups = {c: g for c, g in groups.items() if len(g) >= MIN_GROUP}
