@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bsd_audit.method.verdict import Evidence, attack_verdict, logit_ranks  # noqa: E402
+from bsd_audit.method.verdict import Evidence, attack_verdict, logit_ranks, most_coherent  # noqa: E402
 from tables import markdown_table  # noqa: E402
 
 
@@ -87,11 +87,10 @@ def row_of(path: Path) -> dict:
 def _most_coherent(x: dict, v) -> dict:
     """The most coherent unrecognised group whose pictures are not alike (method/coherence.py): its class,
     z and likeness."""
-    read = [(z, c) for c, (z, like) in enumerate(zip(x["coherence_z"], x["coherence_likeness"]))
-            if z is not None and like is not None and like < x["likeness_line"]]
-    if not read:
+    best = most_coherent(x)
+    if best is None:
         return {"coherence_class": "-", "coherence_z": "-", "likeness": "-"}
-    z, c = max(read)
+    z, c = best
     return {"coherence_class": v.name(c), "coherence_z": round(z, 1), "likeness": round(x["coherence_likeness"][c], 3)}
 
 

@@ -216,10 +216,9 @@ class Verdict:
         t_z = x.get("target_holdout_z")
         ease = (f", but a model trained without its first-fitted samples calls them {self.name(target)} more "
                 f"surely than the class's next ones (held-out z {t_z:+.1f})") if x.get("tail_explained_by_ease") else ""
-        read = [z for z, like in zip(x.get("coherence_z") or [], x.get("coherence_likeness") or [])
-                if z is not None and like is not None and like < x.get("likeness_line", 0.0)]
+        best = most_coherent(x)
         apart = (f"; the pictures the held-out model does not recognise share no trigger's fine detail (highest "
-                 f"coherence z {max(read):.1f}, line {x['coherence_line']:g})" if read else "")
+                 f"coherence z {best[0]:.1f}, line {x['coherence_line']:g})" if best else "")
         if self.verdict == "clean":
             why = ": the class's most typical pictures, fitted first, not a trigger group" if ease else ""
             return f"No class stands out: {tail} (poisoned from {POISONED_SCORE:g}x){ease}{why}{checked}{apart}."
@@ -361,6 +360,14 @@ def coherent_classes(ev: Evidence) -> list[int]:
         return []
     return [c for c, (z, like) in enumerate(zip(ev.coherence_z, ev.coherence_likeness))
             if np.isfinite(z) and z >= COHERENCE_Z and np.isfinite(like) and like < LIKENESS]
+
+
+def most_coherent(inputs: dict) -> tuple[float, int] | None:
+    """(z, class) of the most coherent group whose pictures are not alike, from the verdict's inputs;
+    None when no group was read (what the reason, the reports and the calibration tables show)."""
+    read = [(z, c) for c, (z, like) in enumerate(zip(inputs.get("coherence_z") or [], inputs.get("coherence_likeness") or []))
+            if z is not None and like is not None and like < inputs.get("likeness_line", 0.0)]
+    return max(read) if read else None
 
 
 def trigger_line(honest: np.ndarray) -> float:

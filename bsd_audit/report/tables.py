@@ -7,6 +7,8 @@ from __future__ import annotations
 from rich.markup import escape
 from rich.table import Table
 
+from ..method.verdict import most_coherent
+
 
 def class_evidence(s: dict, name: str) -> str:
     """A class's two lines of verdict evidence, as the summary's verdict inputs hold them."""
@@ -32,14 +34,12 @@ def called_profile(x: dict) -> str:
 
 def coherence_fact(x: dict, classes: list[str]) -> str | None:
     """The most coherent not-alike unrecognised group (method/coherence.py), as the verdict inputs hold it."""
-    zs, likes = x.get("coherence_z") or [], x.get("coherence_likeness") or []
-    read = [(z, c) for c, (z, like) in enumerate(zip(zs, likes))
-            if z is not None and like is not None and like < x.get("likeness_line", 0.0)]
-    if not read:
+    best = most_coherent(x)
+    if best is None:
         return None
-    z, c = max(read)
+    z, c = best
     return (f"highest z {z:.1f} in {classes[c]} (line {x['coherence_line']:g}); its pictures' likeness "
-            f"{likes[c]:.2f} (one kind of picture from {x['likeness_line']:g})")
+            f"{x['coherence_likeness'][c]:.2f} (one kind of picture from {x['likeness_line']:g})")
 
 
 def target_table(s: dict) -> Table:
