@@ -83,3 +83,25 @@ def test_speed_puts_other_settings_side_by_side(tmp_path, capsys):
     assert ag["projected_split_s"] > 0 and ag["speedup_supervised"] > 0
     printed = capsys.readouterr().out
     assert "Side by side: precision=fp32" in printed and "projected split (s)" in printed
+
+
+def test_size_table_times_both_forms_at_every_size_and_the_imagenet_form_costs_less(tmp_path, capsys):
+    data = tmp_path / "data"
+    make_tiny_poisoned(data)
+    out = tmp_path / "sizes.json"
+    argv = [str(data), "--preset", "cpu", "--sizes", "32", "64", "--steps", "1", "--json", str(out)]
+    for pair in TINY:
+        if not pair.startswith("image_size="):
+            argv += ["--set", pair]
+    load_benchmark("size_throughput").main(argv)
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["size"], r["form"]) for r in rows] == [(32, "cifar"), (32, "imagenet"), (64, "cifar"), (64, "imagenet")]
+    for r in rows:
+        assert r["images"] == 120 and r["host_peak_mb"] > 0, r
+        for key in ("decode_images_per_s", "lga_images_per_s", "supervised_images_per_s", "eval_images_per_s"):
+            assert r[key] > 0, (r["size"], r["form"], key)
+    by = {(r["size"], r["form"]): r for r in rows}
+    # the stride-2 stem and max-pool cut the forward cost about 16x at the same size
+    assert by[64, "imagenet"]["forward_gflops_per_image"] < by[64, "cifar"]["forward_gflops_per_image"] / 4
+    assert by[64, "cifar"]["dataset_tensor_mb"] > by[32, "cifar"]["dataset_tensor_mb"]
+    assert "| 64 | imagenet |" in capsys.readouterr().out
