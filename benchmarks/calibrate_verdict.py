@@ -191,6 +191,7 @@ def save_evidence(folder: Path, name: str, seed: int, art: Path, classes: list[s
            "vote_share": float(ev.vote_share), "loss_gap": float(ev.loss_gap), "holdout_share": float(ev.holdout_share),
            "holdout_variety": _listed(np.asarray(ev.holdout_variety)),  # per class
            "coherence_z": _listed(np.asarray(ev.coherence_z)), "coherence_likeness": _listed(np.asarray(ev.coherence_likeness)),
+           "coherence_group": [int(g) for g in np.asarray(ev.coherence_group)],
            "trigger_class": int(ev.trigger_class),
            "poisoned": truth is not None,
            "baseline_asr": baseline, "arrays": {k: _listed(np.asarray(v)) for k, v in arrays.items()}}

@@ -59,6 +59,8 @@ beside them."""
     for k in ("holdout_variety", "coherence_z", "coherence_likeness"):
         if k in arrays:
             doc[k] = _listed(np.asarray(arrays.pop(k)))
+    if "coherence_group" in arrays:
+        doc["coherence_group"] = [int(g) for g in arrays.pop("coherence_group")]
     if "trigger_class" in arrays:
         doc["trigger_class"] = int(arrays.pop("trigger_class"))
     doc["arrays"].update({k: _listed(v) for k, v in arrays.items()})
@@ -107,7 +109,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                                    run["holdout_prob"].astype(np.float64), run.get("holdout_called"),
                                    float(run.get("holdout_share", 0.5)), run.get("copy_of"), cfg.seed)
             update_evidence(Path(evidence_file), {"coherence_z": co.z, "coherence_likeness": co.likeness,
-                                                  "trigger_match": co.match, "trigger_class": co.match_class})
+                                                  "coherence_group": co.group, "trigger_match": co.match, "trigger_class": co.match_class})
             print(f"{evidence_file}: coherence {np.round(co.z, 1).tolist()}, likeness "
                   f"{np.round(co.likeness, 2).tolist()}, trigger class {co.match_class}", flush=True)
             continue

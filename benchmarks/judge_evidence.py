@@ -53,7 +53,9 @@ def evidence(run: dict, target: int) -> Evidence:
                     holdout_called=run.get("holdout_called"), holdout_called_prob=run.get("holdout_called_prob"),
                     holdout_variety=run.get("holdout_variety"), holdout_share=float(run.get("holdout_share", 0.5)),
                     copy_of=run.get("copy_of"), coherence_z=run.get("coherence_z"),
-                    coherence_likeness=run.get("coherence_likeness"), trigger_match=run.get("trigger_match"),
+                    coherence_likeness=run.get("coherence_likeness"),
+                    coherence_group=None if run.get("coherence_group") is None else np.asarray(run["coherence_group"]),
+                    trigger_match=run.get("trigger_match"),
                     trigger_class=int(run.get("trigger_class", -1)), classes=[str(c) for c in run["classes"]])
 
 
@@ -85,13 +87,14 @@ def row_of(path: Path) -> dict:
 
 
 def _most_coherent(x: dict, v) -> dict:
-    """The most coherent unrecognised group whose pictures are not alike (method/coherence.py): its class,
-    z and likeness."""
+    """The most coherent group whose pictures are not alike (method/coherence.py): its class, which
+    group, z and likeness."""
     best = most_coherent(x)
     if best is None:
-        return {"coherence_class": "-", "coherence_z": "-", "likeness": "-"}
+        return {"coherence_class": "-", "coherence_group": "-", "coherence_z": "-", "likeness": "-"}
     z, c = best
-    return {"coherence_class": v.name(c), "coherence_z": round(z, 1), "likeness": round(x["coherence_likeness"][c], 3)}
+    return {"coherence_class": v.name(c), "coherence_group": x["coherence_group"][c] or "-", "coherence_z": round(z, 1),
+            "likeness": round(x["coherence_likeness"][c], 3)}
 
 
 def tally(rows: list[dict], took_hold: float = 50.0) -> list[str]:

@@ -379,6 +379,7 @@ def _warm_up(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, gen: 
     co = trigger_coherence(ds, ds.labels.cpu().numpy(), est.fit_rank, est.holdout_prob, est.holdout_called,
                            est.holdout_share, est.copy_of, cfg.seed)
     est.coherence_z, est.coherence_likeness, est.coherence_size = co.z, co.likeness, co.size
+    est.coherence_group = co.group
     est.trigger_match, est.trigger_class = co.match, co.match_class
     if cfg.holdout_epochs:
         progress.finish()

@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from bsd_audit.data.memory import dataset_from_arrays
-from bsd_audit.method.coherence import LIKENESS, MIN_GROUP, mean_cosine, trigger_coherence
+from bsd_audit.method.coherence import (GROUP_NAMES, LAST_FITTED, LIKENESS, UNRECOGNISED, mean_cosine,
+                                       trigger_coherence)
 from bsd_audit.method.holdout import holdout_quarters
 from bsd_audit.method.verdict import COHERENCE_Z, Evidence, attack_verdict, trigger_line
 
@@ -52,15 +53,16 @@ def test_mean_cosine_reads_the_pairs_from_the_sum():
 
 def test_pictures_of_every_class_sharing_one_pattern_are_coherent_and_their_match_lists_them():
     """The blended group is coherent far past the line and not alike; the honest group is not coherent;
-    the odd group is alike. The trigger's direction comes from the blended group, and its match puts
-    every blended picture over the line drawn from the other classes and no honest picture of class 0."""
+    the odd group is alike, so its class reads its honest last-fitted pictures instead. The trigger's
+    direction comes from the blended group, and its match puts every blended picture over the line
+    drawn from the other classes and no honest picture of class 0."""
     rng = np.random.default_rng(1)
     ds, labels, fit, prob, called, groups = _set(rng)
     co = trigger_coherence(ds, labels, fit, prob, called, 0.5, None, seed=0)
-    assert co.z[0] >= COHERENCE_Z and co.likeness[0] < LIKENESS
+    assert co.z[0] >= COHERENCE_Z and co.likeness[0] < LIKENESS and co.group[0] == UNRECOGNISED
     assert co.z[2] < COHERENCE_Z and co.likeness[2] < LIKENESS
-    assert co.likeness[1] >= LIKENESS
-    assert np.isnan(co.z[3]) and co.size[3] < MIN_GROUP  # no unrecognised group to read
+    assert co.group[1] == LAST_FITTED and co.z[1] < COHERENCE_Z  # the odd group is alike: not the class's reading
+    assert co.group[3] == LAST_FITTED and co.z[3] < COHERENCE_Z  # no unrecognised group: its last-fitted pictures
     assert co.match_class == 0
     cut = trigger_line(co.match[labels != 0])
     listed = np.flatnonzero((labels == 0) & (co.match >= cut))
@@ -69,11 +71,38 @@ def test_pictures_of_every_class_sharing_one_pattern_are_coherent_and_their_matc
     assert np.array_equal(again.z, co.z, equal_nan=True) and np.array_equal(again.match, co.match, equal_nan=True)
 
 
-def test_without_the_held_out_check_nothing_is_read():
+def test_without_the_held_out_check_only_the_last_fitted_pictures_are_read():
     rng = np.random.default_rng(2)
     ds, labels, fit, prob, called, _ = _set(rng)
     co = trigger_coherence(ds, labels, fit, None, None, 0.5, None, seed=0)
-    assert np.isnan(co.z).all() and np.isnan(co.match).all() and co.match_class == -1
+    assert (co.group == LAST_FITTED).all() and (co.z < COHERENCE_Z).all()  # honest pictures, fitted last
+    assert co.match_class in range(K)  # a direction is still read, from the most coherent honest group
+
+
+def test_a_pattern_on_the_pictures_fitted_last_is_coherent_and_its_match_lists_them():
+    """A faint blend the model does not take as a shortcut: its pictures are fitted last, as mislabelled
+    ones are, and none is held out. Class 4's last-fitted quarter reads coherent against the class's
+    other pictures, the direction comes from it, the match lists exactly the blended pictures, and the
+    verdict says poisoned, names class 4 and says the pictures are fitted last."""
+    rng = np.random.default_rng(4)
+    ds, labels, fit, prob, called, _ = _set(rng)
+    last = np.flatnonzero(labels == 4)[-PER // 4:]
+    pattern = rng.uniform(0, 255, (3, SIZE, SIZE))
+    images = ds.images.numpy().astype(np.float64)
+    images[last] = 0.9 * images[last] + 0.1 * pattern
+    ds = dataset_from_arrays(np.clip(images, 0, 255).astype(np.uint8), labels, [f"c{c}" for c in range(K)], SIZE)
+    co = trigger_coherence(ds, labels, fit, None, None, 0.5, None, seed=0)  # no held-out check: last-fitted groups
+    assert co.group[4] == LAST_FITTED and co.z[4] >= COHERENCE_Z and co.likeness[4] < LIKENESS
+    assert co.match_class == 4 and (np.delete(co.z, 4) < COHERENCE_Z).all()
+    cut = trigger_line(co.match[labels != 4])
+    assert set(np.flatnonzero((labels == 4) & (co.match >= cut))) == set(last)
+    ev = Evidence(labels, 1, fit, 0.4, False, 0.3, coherence_z=co.z, coherence_likeness=co.likeness,
+                  coherence_group=co.group, trigger_match=co.match, trigger_class=co.match_class,
+                  classes=[f"c{c}" for c in range(K)])
+    v = attack_verdict(ev)
+    assert v.verdict == "poisoned" and "coherence" in v.evidence and v.suspected == 4
+    assert set(np.flatnonzero(v.suspicious)) == set(last)
+    assert "fits last" in v.reason and GROUP_NAMES[LAST_FITTED] in v.inputs["coherence_group"]
 
 
 def _evidence(coherence_z, likeness, target=1, trigger_class=3):

@@ -159,7 +159,7 @@ def epoch_delay() -> None:
 PHASES = {"target": "altruistic warm-up", "bsd": "BSD training", "purify": "purified model's training"}
 _ESTIMATE_ARRAYS = ("votes", "isolated", "second_likely_per_epoch", "ce", "sce", "fit_rank", "holdout_prob",
                     "holdout_called", "holdout_called_prob", "holdout_variety", "copy_of", "coherence_z",
-                    "coherence_likeness", "coherence_size", "trigger_match")
+                    "coherence_likeness", "coherence_size", "coherence_group", "trigger_match")
 _ESTIMATE_VALUES = ("target", "confidence", "isolated_loss_mean", "loss_median", "second_likely_target", "history",
                     "holdout_share", "trigger_class")
 

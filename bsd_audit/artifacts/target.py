@@ -43,6 +43,7 @@ def write_estimate(f: h5py.File, est: TargetEstimate, classes: list[str], used: 
     g.create_dataset("coherence_z", data=est.coherence_z)
     g.create_dataset("coherence_likeness", data=est.coherence_likeness)
     g.create_dataset("coherence_size", data=est.coherence_size)
+    g.create_dataset("coherence_group", data=est.coherence_group)
     g.create_dataset("isolated", data=est.isolated)
     g.create_dataset("second_likely_per_epoch", data=est.second_likely_per_epoch)
     g.create_dataset("warmup_objective", data=np.array(est.history, dtype=np.float64))
@@ -77,7 +78,7 @@ def read_estimate(f: h5py.File) -> TargetEstimate:
         holdout_called=f["scores/holdout_called"][()], holdout_called_prob=f["scores/holdout_called_prob"][()],
         holdout_variety=t["holdout_variety"][()], copy_of=f["samples/copy_of"][()],
         coherence_z=t["coherence_z"][()], coherence_likeness=t["coherence_likeness"][()],
-        coherence_size=t["coherence_size"][()], trigger_match=f["scores/trigger_match"][()],
+        coherence_size=t["coherence_size"][()], coherence_group=t["coherence_group"][()], trigger_match=f["scores/trigger_match"][()],
         trigger_class=int(f["scores/trigger_match"].attrs["class"]),
     )
 

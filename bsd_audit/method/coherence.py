@@ -8,12 +8,17 @@ classes with one thing in common. Their fine detail (each picture minus its 3 x 
 texture, noise, read at the working size) is otherwise unrelated from one picture to the next, so
 what their fine detail shares is the trigger.
 
-- The group: a class's held-out pictures (either quarter, copies once) whose label probability is
-  under half of chance, 0.5 / K; tested from MIN_GROUP pictures.
-- ``coherence``: the mean cosine between the fine detail of two of its pictures (standardised per
-  pixel over the data), as a z against DRAWS draws of as many pictures of the classes the model
-  called them (one of the called class per member). The 32 px calibration runs: trigger groups
-  16-700, honest groups at most 4.2 where their pictures are not alike.
+- Two groups per class, each tested from MIN_GROUP pictures:
+  - unrecognised: its held-out pictures (either quarter, copies once) whose label probability is
+    under half of chance, 0.5 / K: poison the model learns as a shortcut, fitted first;
+  - last fitted: its last-fitted quarter by fit rank: poison the model does not learn as a shortcut
+    (a faint blend on photos) is fitted last, as mislabelled pictures are.
+- ``coherence``: the mean cosine between the fine detail of two of a group's pictures (standardised
+  per pixel over the data), as a z against DRAWS draws of as many matched pictures: for the
+  unrecognised group one picture of the class the model called each member, for the last-fitted
+  group the class's other pictures. The 32 px calibration runs: trigger groups 16-700, honest groups
+  at most 4.2 where their pictures are not alike. A class's reading is its more coherent not-alike
+  group (``group`` says which).
 - ``likeness``: the same mean cosine on 16 px thumbnails. A class's own odd group (one background,
   one studio) shares fine detail too (coherence up to 11), but shares its layout more: likeness
   0.31-0.76 on those groups, 0.00-0.22 on trigger groups, whose pictures come from every class (a
@@ -23,8 +28,8 @@ what their fine detail shares is the trigger.
   Poison reads 0.25-0.8, honest pictures about 0 (docs/decisions/0033-trigger-coherence.md).
 
 Blind by construction to triggers that are not the same pixels on every picture (a warp, a
-per-picture pattern) and to clean-label poison the held-out model recognises; the other lines of
-evidence stay for those.
+per-picture pattern) and to clean-label poison that is neither unrecognised nor fitted last; the
+other lines of evidence stay for those.
 """
 
 from __future__ import annotations
@@ -44,15 +49,19 @@ DRAWS = 20  # matched draws of the called classes' pictures the group's coherenc
 LIKENESS = 0.3  # a group whose thumbnails share this much (mean cosine) is one kind of picture, not a trigger group
 REFERENCE = 4000  # pictures the per-pixel standardisation is estimated from, at most
 CHUNK = 256  # pictures decoded at once
+LAST_FITTED_SHARE = 0.25  # a class's last-fitted pictures read as a group: its last quarter by fit rank
+UNRECOGNISED, LAST_FITTED = 0, 1  # the two groups read per class
+GROUP_NAMES = ("unrecognised", "last fitted")
 
 
 class Coherence(NamedTuple):
-    """Per class (NaN where not read): the group's coherence z and its likeness, and its size; per sample,
+    """Per class (NaN where not read): its reading's coherence z, likeness and group size; per sample,
     the match with the most coherent not-alike group's fine detail (NaN when no group was read)."""
 
     z: np.ndarray
     likeness: np.ndarray
     size: np.ndarray
+    group: np.ndarray  # per class, which group the reading is of: UNRECOGNISED, LAST_FITTED (-1: none read)
     match: np.ndarray
     match_class: int  # the class whose group gave the direction (-1: none)
 
@@ -113,43 +122,66 @@ def mean_cosine(total, n: int) -> float:
     return float((total @ total - n) / (n * (n - 1))) if n > 1 else float("nan")
 
 
+def last_fitted_groups(labels: np.ndarray, fit_rank: np.ndarray, copy_of: np.ndarray | None) -> dict[int, np.ndarray]:
+    """Per class, its last-fitted LAST_FITTED_SHARE (copies once): where poison the model does not learn as
+    a shortcut ends up, fitted last, as mislabelled pictures are."""
+    counted = distinct(len(labels), copy_of)
+    out = {}
+    for c in range(int(labels.max()) + 1 if len(labels) else 0):
+        idx = np.flatnonzero((labels == c) & counted)
+        order = idx[np.argsort(fit_rank[idx], kind="stable")]
+        out[c] = np.sort(order[len(order) - int(len(order) * LAST_FITTED_SHARE):])
+    return out
+
+
 def trigger_coherence(ds: ImageDataset, labels: np.ndarray, fit_rank: np.ndarray, label_prob: np.ndarray | None,
                       called: np.ndarray | None, share: float, copy_of: np.ndarray | None, seed: int) -> Coherence:
-    """Per class, the coherence and likeness of its unrecognised group; per sample, the match with the
+    """Per class, the coherence and likeness of its more coherent group; per sample, the match with the
     most coherent not-alike group's fine detail (see the module's docstring)."""
     n_classes = int(labels.max()) + 1 if len(labels) else 0
     z, like, size = (np.full(n_classes, np.nan) for _ in range(3))
+    kind = np.full(n_classes, -1, dtype=np.int64)
     match = np.full(len(labels), np.nan)
-    if label_prob is None or called is None or not np.isfinite(label_prob).any():
-        return Coherence(z, like, size, match, -1)
     counted = distinct(len(labels), copy_of)
-    groups = unrecognised_groups(labels, fit_rank, label_prob, share, copy_of)
-    for c, g in groups.items():
-        size[c] = len(g)
-    groups = {c: g for c, g in groups.items() if len(g) >= MIN_GROUP}
-    if not groups:
-        return Coherence(z, like, size, match, -1)
     rng = np.random.default_rng([seed, 0xC0DE])
-    groups = {c: np.sort(rng.permutation(g)[:GROUP_MAX]) for c, g in groups.items()}
+    pools = {k: np.flatnonzero((labels == k) & counted) for k in range(n_classes)}
+    # (group kind, class) -> (pictures, how to draw one matched picture per member)
+    readings: dict[tuple[int, int], tuple[np.ndarray, object]] = {}
+    if label_prob is not None and called is not None and np.isfinite(label_prob).any():
+        for c, g in unrecognised_groups(labels, fit_rank, label_prob, share, copy_of).items():
+            if len(g) >= MIN_GROUP:  # one picture of the class the held-out model called each member
+                readings[UNRECOGNISED, c] = (g, lambda g: np.array(
+                    [rng.choice(pools[int(k)]) for k in called[g] if len(pools.get(int(k), ()))]))
+    for c, g in last_fitted_groups(labels, fit_rank, copy_of).items():
+        rest = np.setdiff1d(pools[c], g)
+        if len(g) >= MIN_GROUP and len(rest) >= len(g):  # as many of the class's other pictures
+            readings[LAST_FITTED, c] = (g, lambda g, rest=rest: rng.choice(rest, len(g), replace=False))
+    if not readings:
+        return Coherence(z, like, size, kind, match, -1)
+    readings = {key: (np.sort(rng.permutation(g)[:GROUP_MAX]), draw) for key, (g, draw) in readings.items()}
     reference = np.sort(rng.permutation(np.flatnonzero(counted))[:REFERENCE])
     detail, thumbs = _Units(ds, fine_detail, reference), _Units(ds, layout, reference)
-    pools = {k: np.flatnonzero((labels == k) & counted) for k in range(n_classes)}
-    totals = {}
-    for c, g in groups.items():
-        totals[c] = detail.total(g)
-        coherence = mean_cosine(totals[c], len(g))
+    totals, read = {}, {}
+    for key, (g, draw) in readings.items():
+        totals[key] = detail.total(g)
+        coherence = mean_cosine(totals[key], len(g))
         drawn = []
         for _ in range(DRAWS):
-            picks = np.array([rng.choice(pools[int(k)]) for k in called[g] if len(pools.get(int(k), ()))])
+            picks = np.sort(draw(g))
             if len(picks) > 1:
                 drawn.append(mean_cosine(detail.total(picks), len(picks)))
         sd = float(np.std(drawn)) if len(drawn) > 1 else 0.0
-        z[c] = (coherence - float(np.mean(drawn))) / sd if sd > 0 else np.nan
-        like[c] = mean_cosine(thumbs.total(g), len(g))
-    candidates = [c for c in groups if np.isfinite(z[c]) and like[c] < LIKENESS]
+        read[key] = ((coherence - float(np.mean(drawn))) / sd if sd > 0 else np.nan, mean_cosine(thumbs.total(g), len(g)))
+    for c in range(n_classes):  # a class's reading: its more coherent group, a not-alike one first
+        mine = [(not (lk < LIKENESS), -zk if np.isfinite(zk) else np.inf, key[0], key)
+                for key, (zk, lk) in read.items() if key[1] == c]
+        if mine:
+            key = min(mine)[3]
+            z[c], like[c], kind[c], size[c] = read[key][0], read[key][1], key[0], len(readings[key][0])
+    candidates = [key for key, (zk, lk) in read.items() if np.isfinite(zk) and lk < LIKENESS]
     if not candidates:
-        return Coherence(z, like, size, match, -1)
-    best = max(candidates, key=lambda c: z[c])
+        return Coherence(z, like, size, kind, match, -1)
+    best = max(candidates, key=lambda key: read[key][0])
     direction = totals[best].float()
     norm = float(direction.norm()) + 1e-12
     everyone = np.arange(len(labels))
@@ -157,10 +189,10 @@ def trigger_coherence(ds: ImageDataset, labels: np.ndarray, fit_rank: np.ndarray
     for u in detail.units(everyone):
         match[start:start + len(u)] = (u @ direction / norm).cpu().numpy()
         start += len(u)
-    members = groups[best]
+    members = readings[best][0]
     start = 0
     for u in detail.units(members):  # a member's own detail left out of the direction it is read on
         rest = direction[None, :] - u
         match[members[start:start + len(u)]] = ((u * rest).sum(1) / (rest.norm(dim=1) + 1e-12)).cpu().numpy()
         start += len(u)
-    return Coherence(z, like, size, match, int(best))
+    return Coherence(z, like, size, kind, match, int(best[1]))

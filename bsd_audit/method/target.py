@@ -57,6 +57,7 @@ class TargetEstimate:
     coherence_z: np.ndarray | None = None
     coherence_likeness: np.ndarray | None = None
     coherence_size: np.ndarray | None = None
+    coherence_group: np.ndarray | None = None  # which group each class's reading is of (coherence.GROUP_NAMES; -1 none)
     trigger_match: np.ndarray | None = None
     trigger_class: int = -1
     copy_of: np.ndarray | None = None  # per sample, its class's first identical picture (ImageDataset.copy_of)
@@ -201,7 +202,7 @@ def detect_target(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, 
         holdout_prob=np.full(N, np.nan),  # filled by the held-out check (method/holdout.py) when it runs
         holdout_called=np.full(N, -1, dtype=np.int64), holdout_called_prob=np.full(N, np.nan),
         holdout_variety=np.full(C, np.nan), coherence_z=np.full(C, np.nan), coherence_likeness=np.full(C, np.nan),
-        coherence_size=np.full(C, np.nan), trigger_match=np.full(N, np.nan),
+        coherence_size=np.full(C, np.nan), coherence_group=np.full(C, -1, dtype=np.int64), trigger_match=np.full(N, np.nan),
         altruistic_state={k: v.detach().clone() for k, v in model.state_dict().items()},
         optimizer_state=opt.state_dict(), history=history,
     )

@@ -80,7 +80,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-from .coherence import LIKENESS
+from .coherence import GROUP_NAMES, LAST_FITTED, LIKENESS
 from .holdout import CONTRASTS, CalledAs, called_as, class_contrast
 from .target import TargetEstimate
 
@@ -121,8 +121,9 @@ class Evidence:
     holdout_called_prob: np.ndarray | None = None  # and that class's probability
     holdout_variety: np.ndarray | None = None  # per class, its unrecognised group's pictures' spread (holdout.group_variety)
     copy_of: np.ndarray | None = None  # per sample, its class's first identical picture (None: all distinct)
-    coherence_z: np.ndarray | None = None  # per class, its unrecognised group's coherence z (method/coherence.py)
+    coherence_z: np.ndarray | None = None  # per class, its more coherent group's coherence z (method/coherence.py)
     coherence_likeness: np.ndarray | None = None  # per class, how alike that group's pictures are
+    coherence_group: np.ndarray | None = None  # per class, which group: coherence.GROUP_NAMES (-1: none read)
     trigger_match: np.ndarray | None = None  # per sample, its match with the trigger_class group's fine detail
     trigger_class: int = -1
     classes: list[str] | None = None  # class names, for the reason's sentence
@@ -138,7 +139,7 @@ def evidence_of(est: TargetEstimate, labels: np.ndarray, target: int, indicator:
                     holdout_share=est.holdout_share, holdout_called=est.holdout_called,
                     holdout_called_prob=est.holdout_called_prob, holdout_variety=est.holdout_variety,
                     copy_of=est.copy_of, coherence_z=est.coherence_z, coherence_likeness=est.coherence_likeness,
-                    trigger_match=est.trigger_match, trigger_class=est.trigger_class, classes=classes)
+                    coherence_group=est.coherence_group, trigger_match=est.trigger_match, trigger_class=est.trigger_class, classes=classes)
 
 
 @dataclass
@@ -189,11 +190,17 @@ class Verdict:
         shared = ""
         if trig >= 0:
             cz, cl = x["coherence_z"][trig], x["coherence_likeness"][trig]
-            shared = (f"the pictures of {self.name(trig)} that a model trained without them does not call "
-                      f"{self.name(trig)} share fine detail that pictures of the classes it calls them do not "
-                      f"(coherence z {cz:.0f}, line {x['coherence_line']:g}), and are not one kind of picture "
-                      f"(likeness {cl:.2f}, line {x['likeness_line']:g}): the same pixels on pictures of other "
-                      f"classes, as a trigger puts there")
+            read = (f"(coherence z {cz:.0f}, line {x['coherence_line']:g}), and are not one kind of picture "
+                    f"(likeness {cl:.2f}, line {x['likeness_line']:g})")
+            if (x.get("coherence_group") or [None] * (trig + 1))[trig] == GROUP_NAMES[LAST_FITTED]:
+                shared = (f"the pictures of {self.name(trig)} the model fits last share fine detail that the "
+                          f"class's other pictures do not {read}: the same pixels on pictures the model learns "
+                          f"as mislabelled, as a trigger puts there (this training did not take it as a "
+                          f"shortcut; a longer or larger one may)")
+            else:
+                shared = (f"the pictures of {self.name(trig)} that a model trained without them does not call "
+                          f"{self.name(trig)} share fine detail that pictures of the classes it calls them do not "
+                          f"{read}: the same pixels on pictures of other classes, as a trigger puts there")
         if self.verdict == "poisoned" and "tail" in self.evidence:
             extra = "".join(f"; and {e}" for e, on in ((held, "holdout" in self.evidence), (shared, bool(shared))) if on)
             return f"{tail}: a group of its samples is fitted like a trigger shortcut{extra} ({listed})."
@@ -217,7 +224,7 @@ class Verdict:
         ease = (f", but a model trained without its first-fitted samples calls them {self.name(target)} more "
                 f"surely than the class's next ones (held-out z {t_z:+.1f})") if x.get("tail_explained_by_ease") else ""
         best = most_coherent(x)
-        apart = (f"; the pictures the held-out model does not recognise share no trigger's fine detail (highest "
+        apart = (f"; no class's unrecognised or last-fitted pictures share a trigger's fine detail (highest "
                  f"coherence z {best[0]:.1f}, line {x['coherence_line']:g})" if best else "")
         if self.verdict == "clean":
             why = ": the class's most typical pictures, fitted first, not a trigger group" if ease else ""
@@ -511,6 +518,8 @@ def attack_verdict(ev: Evidence) -> Verdict:
         "list_rule": list_rule, "list_depth": {"median": LIST_DEPTH, "trigger": TRIGGER_DEPTH}.get(list_rule, LIST_DEPTH_SPLIT),
         "list_uses_indicator": ind is not None, "list_uses_holdout": hold is not None,
         "coherence_z": _per_class(ev.coherence_z, n_classes), "coherence_likeness": _per_class(ev.coherence_likeness, n_classes),
+        "coherence_group": [GROUP_NAMES[g] if 0 <= g < len(GROUP_NAMES) else None
+                            for g in (ev.coherence_group if ev.coherence_group is not None else [-1] * n_classes)],
         "coherence_line": COHERENCE_Z, "likeness_line": LIKENESS, "coherent_classes": sorted(coherent),
         "trigger_class": -1 if trig is None else trig,
         "trigger_list_cut": None if trigger_cut is None else round(trigger_cut, 4),

@@ -33,12 +33,14 @@ def called_profile(x: dict) -> str:
 
 
 def coherence_fact(x: dict, classes: list[str]) -> str | None:
-    """The most coherent not-alike unrecognised group (method/coherence.py), as the verdict inputs hold it."""
+    """The most coherent not-alike group (method/coherence.py), as the verdict inputs hold it."""
     best = most_coherent(x)
     if best is None:
         return None
     z, c = best
-    return (f"highest z {z:.1f} in {classes[c]} (line {x['coherence_line']:g}); its pictures' likeness "
+    group = (x.get("coherence_group") or [None] * (c + 1))[c]
+    return (f"highest z {z:.1f} in {classes[c]}{f' ({group} pictures)' if group else ''} (line "
+            f"{x['coherence_line']:g}); its pictures' likeness "
             f"{x['coherence_likeness'][c]:.2f} (one kind of picture from {x['likeness_line']:g})")
 
 
