@@ -89,7 +89,8 @@ def test_size_table_times_both_forms_at_every_size_and_the_imagenet_form_costs_l
     data = tmp_path / "data"
     make_tiny_poisoned(data)
     out = tmp_path / "sizes.json"
-    argv = [str(data), "--preset", "cpu", "--sizes", "32", "64", "--steps", "1", "--json", str(out)]
+    argv = [str(data), "--preset", "cpu", "--sizes", "32", "64", "--steps", "1", "--json", str(out),
+            "--project-images", "39000", "--project-classes", "30"]
     for pair in TINY:
         if not pair.startswith("image_size="):
             argv += ["--set", pair]
@@ -98,8 +99,10 @@ def test_size_table_times_both_forms_at_every_size_and_the_imagenet_form_costs_l
     assert [(r["size"], r["form"]) for r in rows] == [(32, "cifar"), (32, "imagenet"), (64, "cifar"), (64, "imagenet")]
     for r in rows:
         assert r["images"] == 120 and r["host_peak_mb"] > 0, r
-        for key in ("decode_images_per_s", "lga_images_per_s", "supervised_images_per_s", "eval_images_per_s"):
+        for key in ("decode_images_per_s", "lga_images_per_s", "supervised_images_per_s", "mixmatch_images_per_s",
+                    "eval_images_per_s", "projected_split_s"):
             assert r[key] > 0, (r["size"], r["form"], key)
+        assert (r["projected_images"], r["projected_classes"]) == (39000, 30)
     by = {(r["size"], r["form"]): r for r in rows}
     # the stride-2 stem and max-pool cut the forward cost about 16x at the same size
     assert by[64, "imagenet"]["forward_gflops_per_image"] < by[64, "cifar"]["forward_gflops_per_image"] / 4
