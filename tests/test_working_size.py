@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ from bsd_audit.api import find_poisoned
 from bsd_audit.artifacts.model import load_model
 from bsd_audit.cli import app
 from bsd_audit.config import resolve_config
-from bsd_audit.data.imagefolder import decode_image
+from bsd_audit.data.imagefolder import decode_image, scan_tree
 from bsd_audit.data.memory import at_size
 from bsd_audit.data.sizes import SHRINK_WARNING, choose_working_size, survey_sizes
 from bsd_audit.training.nets import FastNet, ImageNetMobileNetV2, ResNet18, build_model
@@ -150,6 +151,16 @@ def test_a_large_shrink_warns_in_the_summary_and_the_report(tmp_path):
     assert r.exit_code == 0, r.output
     page = (tmp_path / "r.html").read_text()
     assert "audited at 16 px, a shrink of 4.5x" in page and "Warning: images are shrunk 4.5x" in page
+
+
+def test_the_bundled_sample_is_audited_at_its_own_size_without_a_shrink_warning():
+    """The sample's 32 px thumbnails: nothing to shrink, so no trigger-survival warning; the same tree
+    forced to 8 px is shrunk 4x and warned about."""
+    tree = scan_tree(Path(__file__).resolve().parents[1] / "sample_data" / "train")
+    own = survey_sizes(tree.root, tree.paths, resolve_config("cpu").image_size_cap)
+    assert (own.working_size, own.shrink, own.warning) == (32, 1.0, None)
+    small = survey_sizes(tree.root, tree.paths, 128, fixed=8)
+    assert small.shrink == SHRINK_WARNING and "shrunk 4.0x" in small.warning
 
 
 def test_translation_scales_up_with_photos_and_stays_for_thumbnails():
