@@ -53,7 +53,8 @@ def make_split_artifact(base: Path, classes=("ant", "bee", "cat"), target="cat",
                          ce=als, sce=als, holdout_prob=np.full(n, np.nan), holdout_called=np.full(n, -1), holdout_called_prob=np.full(n, np.nan),
                          holdout_variety=np.full(len(votes), np.nan), copy_of=np.arange(n),
                          coherence_z=np.full(len(votes), np.nan), coherence_likeness=np.full(len(votes), np.nan),
-                         coherence_size=np.full(len(votes), np.nan), trigger_match=np.full(n, np.nan))
+                         coherence_size=np.full(len(votes), np.nan), coherence_group=np.full(len(votes), -1),
+                         trigger_match=np.full(n, np.nan))
     cfg = resolve_config("cpu", {"device": "cpu"})
     summary = {"command": "split", "target_name": target, "num_samples": n}
     artifact = base / "split.h5"
