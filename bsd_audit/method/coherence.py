@@ -172,11 +172,10 @@ def trigger_coherence(ds: ImageDataset, labels: np.ndarray, fit_rank: np.ndarray
                 drawn.append(mean_cosine(detail.total(picks), len(picks)))
         sd = float(np.std(drawn)) if len(drawn) > 1 else 0.0
         read[key] = ((coherence - float(np.mean(drawn))) / sd if sd > 0 else np.nan, mean_cosine(thumbs.total(g), len(g)))
-    for c in range(n_classes):  # a class's reading: its more coherent group, a not-alike one first
-        mine = [(not (lk < LIKENESS), -zk if np.isfinite(zk) else np.inf, key[0], key)
-                for key, (zk, lk) in read.items() if key[1] == c]
+    for c in range(n_classes):  # a class's reading: its not-alike group of higher z, else its group of higher z
+        mine = [key for key in read if key[1] == c]
         if mine:
-            key = min(mine)[3]
+            key = max(mine, key=lambda k: (read[k][1] < LIKENESS, np.nan_to_num(read[k][0], nan=-np.inf)))
             z[c], like[c], kind[c], size[c] = read[key][0], read[key][1], key[0], len(readings[key][0])
     candidates = [key for key, (zk, lk) in read.items() if np.isfinite(zk) and lk < LIKENESS]
     if not candidates:
