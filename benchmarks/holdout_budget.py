@@ -100,13 +100,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
             update_evidence(Path(evidence_file), {"copy_of": copy_of})
             print(f"{evidence_file}: {int((copy_of != np.arange(len(copy_of))).sum())} copies", flush=True)
             continue
-        if (args.variety_only or args.coherence_only) and run.get("holdout_prob") is None:
+        if args.variety_only and run.get("holdout_prob") is None:
             print(f"{evidence_file}: saved before the held-out check; nothing to read", flush=True)
             continue
         if args.coherence_only:
             _, ds, _, cfg = data_of(run, data, evidence_file, args.preset)
+            prob = run.get("holdout_prob")  # saved before the held-out check: the last-fitted groups alone
             co = trigger_coherence(ds, run["labels"].astype(np.int64), run["fit_rank"].astype(np.float64),
-                                   run["holdout_prob"].astype(np.float64), run.get("holdout_called"),
+                                   None if prob is None else prob.astype(np.float64), run.get("holdout_called"),
                                    float(run.get("holdout_share", 0.5)), run.get("copy_of"), cfg.seed)
             update_evidence(Path(evidence_file), {"coherence_z": co.z, "coherence_likeness": co.likeness,
                                                   "coherence_group": co.group, "trigger_match": co.match, "trigger_class": co.match_class})
