@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -121,7 +120,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             for flag, value in (("--project-images", args.project_images), ("--project-classes", args.project_classes)):
                 if value:
                     cmd += [flag, str(value)]
-            out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True, env=os.environ.copy())
+            out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True)
             rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
             r = rows[-1]
             print(f"{size} px {form}: supervised {r['supervised_images_per_s']} img/s, decode "

@@ -192,7 +192,7 @@ class Verdict:
             cz, cl = x["coherence_z"][trig], x["coherence_likeness"][trig]
             read = (f"(coherence z {cz:.0f}, line {x['coherence_line']:g}), and are not one kind of picture "
                     f"(likeness {cl:.2f}, line {x['likeness_line']:g})")
-            if (x.get("coherence_group") or [None] * (trig + 1))[trig] == GROUP_NAMES[LAST_FITTED]:
+            if coherence_group_of(x, trig) == GROUP_NAMES[LAST_FITTED]:
                 shared = (f"the pictures of {self.name(trig)} the model fits last share fine detail that the "
                           f"class's other pictures do not {read}: the same pixels on pictures the model learns "
                           f"as mislabelled, as a trigger puts there (this training did not take it as a "
@@ -367,6 +367,12 @@ def coherent_classes(ev: Evidence) -> list[int]:
         return []
     return [c for c, (z, like) in enumerate(zip(ev.coherence_z, ev.coherence_likeness))
             if np.isfinite(z) and z >= COHERENCE_Z and np.isfinite(like) and like < LIKENESS]
+
+
+def coherence_group_of(inputs: dict, c: int) -> str | None:
+    """Which group class c's coherence reading is of (coherence.GROUP_NAMES), from the verdict's inputs."""
+    groups = inputs.get("coherence_group") or []
+    return groups[c] if 0 <= c < len(groups) else None
 
 
 def most_coherent(inputs: dict) -> tuple[float, int] | None:

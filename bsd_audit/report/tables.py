@@ -7,7 +7,7 @@ from __future__ import annotations
 from rich.markup import escape
 from rich.table import Table
 
-from ..method.verdict import most_coherent
+from ..method.verdict import coherence_group_of, most_coherent
 
 
 def class_evidence(s: dict, name: str) -> str:
@@ -38,7 +38,7 @@ def coherence_fact(x: dict, classes: list[str]) -> str | None:
     if best is None:
         return None
     z, c = best
-    group = (x.get("coherence_group") or [None] * (c + 1))[c]
+    group = coherence_group_of(x, c)
     return (f"highest z {z:.1f} in {classes[c]}{f' ({group} pictures)' if group else ''} (line "
             f"{x['coherence_line']:g}); its pictures' likeness "
             f"{x['coherence_likeness'][c]:.2f} (one kind of picture from {x['likeness_line']:g})")
