@@ -116,8 +116,10 @@ class Config(BaseModel):
     completion_scope: Literal["fewest", "all"] = "all"  # fewest: eq. 8 as printed (one class) | all: every class below the median (Decision)
     selective_drop: bool = True
     exclude_suspicious: bool = True  # the verdict's suspicious list never enters the clean pool (Decision)
-    target_keep: Literal["fit_rank", "als", "off"] = "fit_rank"  # D_t's least trigger-like samples stay clean through completion and drop (Decision): fit_rank | als | off
-    target_keep_share: float = Field(0.1, gt=0, lt=1)  # share of D_t kept that way
+    # D_t's least trigger-like samples stay clean through completion and drop (docs/decisions/0008-target-keep.md):
+    # trigger = by the trigger's match where coherence read the target's trigger, by fit rank elsewhere | fit_rank | als | off
+    target_keep: Literal["trigger", "fit_rank", "als", "off"] = "trigger"
+    target_keep_share: float = Field(0.2, gt=0, lt=1)  # share of D_t kept that way
     # --- MixMatch (ASD's settings)
     mixmatch_iterations: int = Field(1024, ge=1)
     mixmatch_batch_size: int = Field(64, ge=2)

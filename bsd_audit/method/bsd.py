@@ -29,8 +29,9 @@ from .als import als_split, top_share
 from .losses import sce_loss
 from .mixmatch import mixmatch_epoch
 from .oss import oss_split
-from .pools import alpha_schedule, class_completion, indicator, init_pools, selective_drop, target_keep
+from .pools import alpha_schedule, class_completion, indicator, init_pools, selective_drop, target_keep, trigger_keep_score
 from .target import TargetEstimate
+from .verdict import coherent_classes, evidence_of
 
 
 @dataclass
@@ -84,9 +85,20 @@ def _kept_target(estimate: TargetEstimate, labels: np.ndarray, target: int, cfg:
     """The target-class samples that stay clean throughout (config target_keep, docs/decisions/0008-target-keep.md)."""
     if cfg.target_keep == "off":
         return None
-    # higher = more clean-like for both: the warm-up loss (ALS), or the fit rank (0 = fitted best)
-    score = estimate.sce if cfg.target_keep == "als" or estimate.fit_rank is None else estimate.fit_rank
+    if cfg.target_keep == "trigger" and _trigger_read_for(estimate, labels, target):
+        score = trigger_keep_score(estimate.trigger_match, labels, target)
+    elif cfg.target_keep == "als" or estimate.fit_rank is None:
+        score = estimate.sce  # the warm-up loss: high = clean-like
+    else:
+        score = estimate.fit_rank  # the fit rank: high = fitted late, unlike a shortcut
     return target_keep(score, labels, target, cfg.target_keep_share)
+
+
+def _trigger_read_for(estimate: TargetEstimate, labels: np.ndarray, target: int) -> bool:
+    """Whether the warm-up read a trigger's fine detail in the target class (the verdict's coherence line)."""
+    if estimate.trigger_match is None or estimate.trigger_class != target:
+        return False
+    return target in coherent_classes(evidence_of(estimate, labels, target))
 
 
 def _stage(T: int, cfg: Config) -> str:
