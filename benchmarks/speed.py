@@ -472,6 +472,8 @@ def main(argv: list[str] | None = None) -> dict:
     # ---- the same steps under --against, on the same decoded data and the same threads
     against = None
     if other is not None:
+        if other.image_size == "auto":  # the same working size as the run it is set against
+            other = other.model_copy(update={"image_size": cfg.image_size})
         rt_o = make_runtime(other)
         o_lga, o_sup, o_ev = time_epoch_steps(ds, norm, other, rt_o, args.steps, N)
         o_mm = time_mixmatch(ds, norm, other, rt_o, args.steps or other.mixmatch_iterations)

@@ -73,7 +73,8 @@ def test_speed_puts_other_settings_side_by_side(tmp_path, capsys):
     argv = [str(data), "--preset", "cpu", "--steps", "1", "--workers", "0", "--json", str(out),
             "--set", "precision=bf16", "--against", "precision=fp32"]
     for pair in TINY:
-        argv += ["--set", pair]
+        if not pair.startswith("image_size="):  # auto: the settings set against it take the run's working size
+            argv += ["--set", pair]
     load_benchmark("speed").main(argv)
     doc = json.loads(out.read_text())
     ag = doc["against"]
