@@ -64,14 +64,27 @@ def new_model(cfg: Config, num_classes: int, rt: Runtime, net: tuple[str, float]
     if cfg.image_size == "auto":  # the working size is chosen from the data (api.prepare) before any model exists
         raise ValueError("new_model needs the working size: pass the config api.prepare returns, or set image_size")
     model = build_model(arch, num_classes, width, cfg.image_size).to(rt.device)
-    if rt.channels_last:
+    if rt.channels_last and _channels_last_safe(model):
         model = model.to(memory_format=torch.channels_last)
+    elif rt.channels_last:  # the batches arrive channels_last (Normalizer): train this net on contiguous ones
+        model.register_forward_pre_hook(lambda _, args: tuple(a.contiguous() for a in args))
     if cfg.compile:
         # In place (nn.Module.compile), not torch.compile(model): the wrapper torch.compile returns
         # prefixes every state_dict key with `_orig_mod.`, and checkpoints and model files must load
         # into an uncompiled module. Only forward is compiled; predict's features/head stay eager.
         model.compile()
     return model
+
+
+# oneDNN's channels_last backward corrupts the heap (the process aborts) when a trained convolution
+# has fewer output channels than this, on an AVX2 CPU without AVX-512 (torch 2.14.1, widths 2-7 of
+# resnet18 measured; 8 and up run). Such toy widths train in the contiguous format instead.
+MIN_CHANNELS_LAST_CHANNELS = 8
+
+
+def _channels_last_safe(model: nn.Module) -> bool:
+    return all(m.out_channels >= MIN_CHANNELS_LAST_CHANNELS for m in model.modules()
+               if isinstance(m, nn.Conv2d) and m.weight.requires_grad)
 
 
 def train_epoch(model: nn.Module, opt: torch.optim.Optimizer, ds: ImageDataset, indices: torch.Tensor,
