@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import h5py
+import pytest
 from typer.testing import CliRunner
 
 from bsd_audit.cli import app
@@ -105,13 +106,22 @@ def test_ctrl_c_ends_a_run_whose_decode_worker_is_blocked(tmp_path):
               "print('ready', flush=True)\n"
               "sys.argv = ['bsd-audit', *sys.argv[1:]]\n"
               "main()\n")
-    p = subprocess.Popen([sys.executable, "-c", script, "detect-target", str(data), "--out", str(tmp_path / "t.h5"),
-                          "--no-cache", *SETS], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen([sys.executable, "-X", "faulthandler", "-c", script, "detect-target", str(data),
+                          "--out", str(tmp_path / "t.h5"), "--no-cache", *SETS],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         # as from a terminal: a child inherits an ignored SIGINT, and something earlier in a
+                         # full test run leaves it ignored in this process (Python then never raises KeyboardInterrupt)
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         assert p.stdout.readline().strip() == "ready"
         time.sleep(3)  # into the decode
         p.send_signal(signal.SIGINT)
-        code = p.wait(timeout=20)
+        try:
+            code = p.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            p.send_signal(signal.SIGABRT)  # faulthandler prints where every thread is
+            p.wait(timeout=10)
+            pytest.fail("the interrupted run did not end; its threads:\n" + p.stderr.read()[-6000:])
     finally:
         p.kill()
     assert code == EXIT_INTERRUPTED, p.stderr.read()
