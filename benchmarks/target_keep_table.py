@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("evidence", type=Path, help="a folder of *-split.json.gz runs (searched recursively)")
     args = ap.parse_args(argv)
     rows = []
+    shares = " / ".join(f"{round(s * 100)}" for s in SHARES) + " %"
     for path in sorted(args.evidence.rglob("*-split.json.gz")):
         run = load(path)
         counts = kept_poison(run)
@@ -50,7 +51,6 @@ def main(argv: list[str] | None = None) -> int:
             continue
         labels, t = run["labels"].astype(int), int(run["target_used"])
         d_t = f"{int((labels == t).sum()):,} ({int(run['truth'][labels == t].sum())})"
-        shares = " / ".join(f"{round(s * 100)}" for s in SHARES) + " %"
         rows.append({"split run": str(path.relative_to(args.evidence)).removesuffix("-split.json.gz"),
                      "D_t (poisoned)": d_t,
                      **{f"{name}, {shares}": " / ".join(map(str, c)) for name, c in counts.items()}})
