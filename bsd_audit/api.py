@@ -39,7 +39,7 @@ from .data.memory import as_uint8_nchw, dataset_from_arrays
 from .data.sizes import SizeSurvey, array_survey, survey_sizes
 from .errors import BadInputError, TrainingDivergedError
 from .method.bsd import SplitResult, exclude_final_list, run_bsd
-from .method.purify import MODES, train_model
+from .method.purify import MODES, train_model, unlabelled_prior
 from .method.coherence import trigger_coherence
 from .method.holdout import group_variety, holdout_check
 from .method.target import TargetEstimate, detect_target as run_warmup
@@ -585,13 +585,15 @@ def train_clean(data: Path, out: Path, cfg: Config, split_path: Path | None = No
     with output_lock(out):
         t0 = time.perf_counter()
         rt, ds, norm, cfg, sizes = prepare(data, cfg, progress, tree)
-        clean, target, split_created, init_state, init = None, -1, "", None, "scratch"
+        clean, target, split_created, init_state, init, prior = None, -1, "", None, "scratch", None
         if mode != "baseline":
             sp = read_split(split_path, ds, main_weights=cfg.purify_init == "split")
             clean, target, split_created = sp.clean, sp.target_index, sp.created
             progress.log(f"split {split_path}: clean pool {int(clean.sum())} of {len(ds)}, target {ds.classes[target]}")
             if cfg.purify_init == "split":
                 init_state, init = _split_main_model(sp.main_state, sp.config, cfg, progress)
+            if cfg.purify_align == "pool":
+                prior = unlabelled_prior(sp.labels, clean, sp.suspicious, ds.num_classes)
         identity = {"command": "train-clean", "mode": mode, "split_created": split_created, "init": init}
         ckpt = RunCheckpoints(checkpoint_path(out), identity, cfg, ds, rt.describe(), rt.generator(cfg.seed),
                               np.random.default_rng(cfg.seed),
@@ -599,7 +601,8 @@ def train_clean(data: Path, out: Path, cfg: Config, split_path: Path | None = No
         state = _resume_state(ckpt, resume, progress)
         with _naming_checkpoint(ckpt.path):
             res = train_model(ds, norm, cfg, rt, mode, clean, ckpt.gen, ckpt.rng, progress, init_state,
-                              resume=state.purify if state else None, maybe_checkpoint=ckpt.purify_epoch)
+                              resume=state.purify if state else None, maybe_checkpoint=ckpt.purify_epoch,
+                              guess_prior=prior)
         report = TrainCleanReport(
             artifact=str(out), mode=mode, arch=cfg.arch, width=cfg.width, epochs=cfg.purify_epochs, init=init,
             resumed_from=_resumed(state), num_samples=len(ds),

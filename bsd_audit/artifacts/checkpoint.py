@@ -205,7 +205,8 @@ class RunCheckpoints:
                    meta={"estimate": {k: getattr(est, k) for k in _ESTIMATE_VALUES}})
 
     def purify_epoch(self, s: PurifyState) -> None:
-        self._save("purify", s.epoch, models={"model": s.model}, optimizers={"model": s.optimizer}, arrays={},
+        self._save("purify", s.epoch, models={"model": s.model}, optimizers={"model": s.optimizer},
+                   arrays={"guess_marginal": s.guess_marginal},
                    history=s.history, meta={})
 
     def _save(self, phase: str, epoch: int, models: dict, optimizers: dict, arrays: dict, history: list,
@@ -244,7 +245,8 @@ class RunCheckpoints:
                                  list(ck.meta["second_per_epoch"]), list(ck.history))
             return RunState(phase, ck.epoch, warmup=warmup, changed=ck.changed)
         if phase == "purify":
-            purify = PurifyState(ck.epoch, ck.models["model"], ck.optimizers["model"], list(ck.history))
+            purify = PurifyState(ck.epoch, ck.models["model"], ck.optimizers["model"], list(ck.history),
+                                 ck.arrays.get("guess_marginal"))
             return RunState(phase, ck.epoch, purify=purify, changed=ck.changed)
         if phase != "bsd":
             raise ValueError(f"phase {phase!r}")

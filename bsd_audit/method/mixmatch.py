@@ -5,6 +5,7 @@ trigger -> target association is never taught). Details (docs/method.md): K augm
 unlabelled batch; the guessed label is the sharpened mean softmax, computed without gradients;
 mixup over the concatenation [labelled, unlabelled_1..K] with λ' = max(λ, 1 - λ); L_u is the mean
 squared error over batch and classes; the unsupervised weight ramps linearly per iteration.
+train-clean may align the guesses to the unlabelled pool's class shares (GuessAlignment).
 """
 
 from __future__ import annotations
@@ -31,12 +32,31 @@ def unsupervised_weight(epoch: int, iteration: int, iterations: int, lambda_u: f
     return lambda_u * float(np.clip((epoch + iteration / iterations) / rampup, 0.0, 1.0))
 
 
+class GuessAlignment:
+    """Distribution alignment of the guessed labels (ReMixMatch, Berthelot et al. 2020): each guess is
+    scaled by prior / marginal and renormalised before sharpening. ``prior``: the class shares the
+    unlabelled pool should have; ``marginal``: a running mean of the guesses (updated every step,
+    device tensor, kept in train-clean's checkpoint). Without it a model that favours a large class
+    guesses that class for the small classes' unlabelled images and then learns its own guess."""
+
+    MOMENTUM = 0.95  # about the last 20 batches: short runs need the correction to follow the model
+
+    def __init__(self, prior: torch.Tensor, marginal: torch.Tensor):
+        self.prior = prior.float()
+        self.marginal = marginal.float().clone()
+
+    def __call__(self, p: torch.Tensor) -> torch.Tensor:
+        self.marginal.mul_(self.MOMENTUM).add_(mean_across(p.mean(dim=0)), alpha=1.0 - self.MOMENTUM)
+        q = p * (self.prior / self.marginal.clamp_min(1e-6))
+        return q / q.sum(dim=1, keepdim=True).clamp_min(1e-12)
+
+
 def mixmatch_step(model: nn.Module, opt: torch.optim.Optimizer, ds: ImageDataset, idx_l: torch.Tensor,
                   idx_u: torch.Tensor, norm: Normalizer, cfg: Config, rt: Runtime, gen: torch.Generator,
-                  rng: np.random.Generator, weight_u: float) -> torch.Tensor:
+                  rng: np.random.Generator, weight_u: float, align: GuessAlignment | None = None) -> torch.Tensor:
     """One MixMatch update on the global batches ``idx_l``, ``idx_u``; under torchrun each rank
-    takes its share of both (training/distributed.py). Returns the loss as a device tensor (no host
-    sync here)."""
+    takes its share of both (training/distributed.py). ``align`` aligns the guesses before they are
+    sharpened. Returns the loss as a device tensor (no host sync here)."""
     C = ds.num_classes
     n_l, n_u = len(idx_l), len(idx_u)
     rows_l, rows_u = shard(n_l), shard(n_u)
@@ -51,6 +71,8 @@ def mixmatch_step(model: nn.Module, opt: torch.optim.Optimizer, ds: ImageDataset
     with torch.no_grad():
         with rt.autocast():
             p = sum(torch.softmax(model(x).float(), dim=1) for x in x_u) / cfg.mixmatch_K
+        if align is not None:
+            p = align(p)
         q = sharpen(p, cfg.mixmatch_temperature)
     all_x = torch.cat([x_l, *x_u])
     all_y = torch.cat([y_l, *([q] * cfg.mixmatch_K)])
@@ -78,7 +100,8 @@ def mixmatch_step(model: nn.Module, opt: torch.optim.Optimizer, ds: ImageDataset
 
 def mixmatch_epoch(model: nn.Module, opt: torch.optim.Optimizer, ds: ImageDataset, labelled_idx: torch.Tensor,
                    unlabelled_idx: torch.Tensor, norm: Normalizer, cfg: Config, rt: Runtime, gen: torch.Generator,
-                   rng: np.random.Generator, epoch: int, rampup: int) -> float:
+                   rng: np.random.Generator, epoch: int, rampup: int,
+                   align: GuessAlignment | None = None) -> float:
     """``cfg.mixmatch_iterations`` MixMatch steps, batches drawn from endless streams over the two
     pools (an exhausted pool restarts, as ASD does); λ_u ramps over ``rampup`` epochs. Returns the
     mean loss (one host sync per epoch)."""
@@ -87,5 +110,6 @@ def mixmatch_epoch(model: nn.Module, opt: torch.optim.Optimizer, ds: ImageDatase
     total = torch.zeros((), device=rt.device)
     for it in range(cfg.mixmatch_iterations):
         w = unsupervised_weight(epoch, it, cfg.mixmatch_iterations, cfg.mixmatch_lambda_u, rampup)
-        total += mixmatch_step(model, opt, ds, labelled.next(), unlabelled.next(), norm, cfg, rt, gen, rng, w)
+        total += mixmatch_step(model, opt, ds, labelled.next(), unlabelled.next(), norm, cfg, rt, gen, rng, w,
+                               align)
     return float(mean_across(total / cfg.mixmatch_iterations))

@@ -21,10 +21,10 @@ import torch.nn.functional as F
 
 from ..config import Config
 from ..data import ImageDataset, Normalizer
-from ..training.loops import check_finite, new_model, restore_optimizer, train_epoch
+from ..training.loops import check_finite, new_model, predict, restore_optimizer, train_epoch
 from ..training.progress import Progress
 from ..training.runtime import Runtime
-from .mixmatch import mixmatch_epoch
+from .mixmatch import GuessAlignment, mixmatch_epoch
 
 MODES = ("mixmatch", "supervised", "baseline")
 
@@ -44,14 +44,28 @@ class PurifyState:
     model: dict  # state_dict
     optimizer: dict
     history: list[dict]
+    guess_marginal: np.ndarray | None = None  # GuessAlignment's running mean (None: no alignment)
+
+
+def unlabelled_prior(labels: np.ndarray, clean: np.ndarray, listed: np.ndarray | None, num_classes: int) -> np.ndarray | None:
+    """The class shares the purified model's guesses on the unlabelled pool are aligned to
+    (config purify_align, docs/decisions/0035-purify-guess-alignment.md): the pool's own label counts,
+    the suspicious list left out (a listed image's label is the attacker's), plus one per class so that
+    no class is ruled out. Only the counts are used; no unlabelled image is trained on its label."""
+    pool = ~clean if listed is None else ~clean & ~listed
+    if not pool.any():
+        return None
+    counts = np.bincount(labels[pool], minlength=num_classes).astype(np.float64) + 1.0
+    return counts / counts.sum()
 
 
 def train_model(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, mode: str,
                 clean: np.ndarray | None, gen: torch.Generator, rng: np.random.Generator,
                 progress: Progress | None = None, init_state: dict | None = None, resume: PurifyState | None = None,
-                maybe_checkpoint: Callable[[PurifyState], None] = lambda state: None) -> PurifyResult:
+                maybe_checkpoint: Callable[[PurifyState], None] = lambda state: None,
+                guess_prior: np.ndarray | None = None) -> PurifyResult:
     """Train for ``cfg.purify_epochs`` epochs in ``mode``. ``clean`` is the split's clean-pool mask
-    (None for the baseline). ``init_state``: weights to start from (the split's main model) instead
+    (None for the baseline). ``guess_prior`` (``unlabelled_prior``): align MixMatch's guesses to it. ``init_state``: weights to start from (the split's main model) instead
     of a new model's. ``resume`` continues from a checkpointed state (``gen`` and ``rng`` restored by
     the caller); ``maybe_checkpoint`` is called with the state at the end of every epoch."""
     if mode not in MODES:
@@ -76,6 +90,13 @@ def train_model(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, mo
         if len(train_idx) == 0:
             raise ValueError("the split's clean pool is empty: nothing to train on")
     poison_idx = None if clean is None else torch.from_numpy(np.flatnonzero(~clean)).to(rt.device)
+    align = None
+    if mode == "mixmatch" and guess_prior is not None and len(poison_idx) > 0:
+        if resume is not None and resume.guess_marginal is not None:
+            marginal = torch.from_numpy(resume.guess_marginal)
+        else:  # the starting model's own class shares on the unlabelled pool
+            marginal = predict(model, ds, norm, rt, cfg.eval_batch_size, poison_idx).softmax(dim=1).mean(dim=0)
+        align = GuessAlignment(torch.from_numpy(guess_prior).to(rt.device), marginal.to(rt.device))
 
     progress.start(f"train-clean ({mode})", cfg.purify_epochs)
     progress.advance(start)
@@ -84,13 +105,14 @@ def train_model(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, mo
     # restored generator, so resumed and uninterrupted runs draw the same batches.
     for epoch in range(start, cfg.purify_epochs):
         if mode == "mixmatch" and len(poison_idx) > 0:
-            loss = mixmatch_epoch(model, opt, ds, train_idx, poison_idx, norm, cfg, rt, gen, rng, epoch, rampup)
+            loss = mixmatch_epoch(model, opt, ds, train_idx, poison_idx, norm, cfg, rt, gen, rng, epoch, rampup, align)
         else:  # supervised, baseline, or a split with nothing in its poison pool
             loss = train_epoch(model, opt, ds, train_idx, lambda z, y: F.cross_entropy(z, y, reduction="none"),
                                lambda v: v.mean(), norm, cfg, rt, gen, cfg.warmup_batch_size)
         check_finite(loss, f"train-clean ({mode})", epoch, cfg.purify_epochs, cfg, lr_field)
         history.append({"epoch": epoch, "loss": loss})
-        maybe_checkpoint(PurifyState(epoch + 1, model.state_dict(), opt.state_dict(), history))
+        marginal = None if align is None else align.marginal.cpu().numpy()
+        maybe_checkpoint(PurifyState(epoch + 1, model.state_dict(), opt.state_dict(), history, marginal))
         progress.advance(1, note=f"loss {loss:.3f}")
     progress.finish()
     return PurifyResult(model, history, start)
