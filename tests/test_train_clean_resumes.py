@@ -43,6 +43,8 @@ def test_resumed_run_matches_an_uninterrupted_one(tiny_split, tmp_path, mode):
     ckpt = api.checkpoint_path(out)
     with h5py.File(ckpt) as f:
         assert f.attrs["epoch"] == 2
+        # the guesses' running class shares travel with the weights (purify_align=pool)
+        assert ("guess_marginal" in f["arrays"]) == (mode == "mixmatch")
     s = api.train_clean(tiny_split["data"], out, cfg, split, mode).to_dict()
     assert s["resumed_from"]["epoch"] == 2 and s["resumed_from"]["phase"] == "purify"
     a, b = _weights(straight), _weights(out)

@@ -2,7 +2,8 @@
 
 Three modes:
   mixmatch    the purified model, as BSD trains its main model: clean pool labelled, poison pool
-              unlabelled (labels discarded, so the trigger -> target association is never taught)
+              unlabelled (labels discarded, so the trigger -> target association is never taught),
+              its guesses aligned to the poison pool's class shares (config purify_align)
   supervised  cross-entropy on the clean pool alone (simpler, loses the poison pool's images)
   baseline    cross-entropy on every sample as labelled: the no-defence model DER is measured against
 
