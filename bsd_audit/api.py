@@ -592,9 +592,9 @@ def train_clean(data: Path, out: Path, cfg: Config, split_path: Path | None = No
             progress.log(f"split {split_path}: clean pool {int(clean.sum())} of {len(ds)}, target {ds.classes[target]}")
             if cfg.purify_init == "split":
                 init_state, init = _split_main_model(sp.main_state, sp.config, cfg, progress)
-            if cfg.purify_align == "pool":
+            if cfg.purify_align == "pool" and mode == "mixmatch":
                 prior = unlabelled_prior(sp.labels, clean, sp.suspicious, ds.num_classes)
-                if prior is not None and mode == "mixmatch":
+                if prior is not None:
                     progress.log("MixMatch's guesses follow the unlabelled pool's class shares (purify_align=pool)")
         identity = {"command": "train-clean", "mode": mode, "split_created": split_created, "init": init}
         ckpt = RunCheckpoints(checkpoint_path(out), identity, cfg, ds, rt.describe(), rt.generator(cfg.seed),
