@@ -66,9 +66,10 @@ def train_model(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, mo
                 maybe_checkpoint: Callable[[PurifyState], None] = lambda state: None,
                 guess_prior: np.ndarray | None = None) -> PurifyResult:
     """Train for ``cfg.purify_epochs`` epochs in ``mode``. ``clean`` is the split's clean-pool mask
-    (None for the baseline). ``guess_prior`` (``unlabelled_prior``): align MixMatch's guesses to it. ``init_state``: weights to start from (the split's main model) instead
+    (None for the baseline). ``init_state``: weights to start from (the split's main model) instead
     of a new model's. ``resume`` continues from a checkpointed state (``gen`` and ``rng`` restored by
-    the caller); ``maybe_checkpoint`` is called with the state at the end of every epoch."""
+    the caller); ``maybe_checkpoint`` is called with the state at the end of every epoch.
+    ``guess_prior`` (``unlabelled_prior``): the class shares MixMatch's guesses are aligned to."""
     if mode not in MODES:
         raise ValueError(f"mode {mode!r}: choose one of {', '.join(MODES)}")
     progress = progress or Progress()
@@ -91,8 +92,9 @@ def train_model(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, mo
         if len(train_idx) == 0:
             raise ValueError("the split's clean pool is empty: nothing to train on")
     poison_idx = None if clean is None else torch.from_numpy(np.flatnonzero(~clean)).to(rt.device)
+    semi = mode == "mixmatch" and len(poison_idx) > 0  # else supervised, baseline, or nothing unlabelled
     align = None
-    if mode == "mixmatch" and guess_prior is not None and len(poison_idx) > 0:
+    if semi and guess_prior is not None:
         if resume is not None and resume.guess_marginal is not None:
             marginal = torch.from_numpy(resume.guess_marginal)
         else:  # the starting model's own class shares on the unlabelled pool
@@ -105,9 +107,9 @@ def train_model(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, mo
     # MixMatch draws batches from endless streams; a stream restarted on resume reshuffles from the
     # restored generator, so resumed and uninterrupted runs draw the same batches.
     for epoch in range(start, cfg.purify_epochs):
-        if mode == "mixmatch" and len(poison_idx) > 0:
+        if semi:
             loss = mixmatch_epoch(model, opt, ds, train_idx, poison_idx, norm, cfg, rt, gen, rng, epoch, rampup, align)
-        else:  # supervised, baseline, or a split with nothing in its poison pool
+        else:
             loss = train_epoch(model, opt, ds, train_idx, lambda z, y: F.cross_entropy(z, y, reduction="none"),
                                lambda v: v.mean(), norm, cfg, rt, gen, cfg.warmup_batch_size)
         check_finite(loss, f"train-clean ({mode})", epoch, cfg.purify_epochs, cfg, lr_field)
