@@ -323,11 +323,13 @@ def project(cfg: Config, n: int, num_classes: int, decode_rate: float, lga: floa
         ("altruistic epoch in BSD (same step, CE, over D)", min(T2, T3), n / lga),
         ("OSS at T1 (predict over D, with features)", 1, n / ev),
         ("MixMatch epoch (mixmatch_iterations steps)", T3 - T1, cfg.mixmatch_iterations * mm_step_s),
-        ("pool update (predict over D, both models)", max(0, T3 - cfg.stage2_start), 2 * n / ev),
+        ("pool update (predict over D, main model)", max(0, T3 - cfg.stage2_start), n / ev),
+        ("altruistic model at a pool update (predict over D, until it is frozen at T2)",
+         max(0, min(T2, T3 - 1) - cfg.stage2_start + 1), n / ev),
     ]
     if cfg.stop_after_init:  # split --init-only: stops at T1
         rows = [(s, min(c, T1) if "altruistic epoch in BSD" in s else c, e) for s, c, e in rows
-                if not s.startswith(("MixMatch", "pool update"))]
+                if not s.startswith(("MixMatch", "pool update", "altruistic model at"))]
     out = [{"stage": s, "seconds_each": round(e, 4), "count": c, "seconds": round(e * c, 2)} for s, c, e in rows]
     return out, round(sum(r["seconds"] for r in out), 1)
 

@@ -51,6 +51,10 @@ def test_speed_reports_every_promised_figure(tmp_path, capsys):
     warmups = cfg["altruistic_warmups"] or AUTO_WARMUPS
     assert stages["altruistic warm-up epoch"]["count"] == cfg["altruistic_warmup_epochs"] * warmups
     assert stages["held-out check epoch"]["count"] == cfg["holdout_epochs"] > 0  # the verdict's check is counted
+    # g_φ is read at every pool update until it is frozen at T2, then no more
+    stage2 = cfg["T1"] + cfg["init_fixed_epochs"]
+    assert stages["pool update"]["count"] == cfg["T3"] - stage2
+    assert stages["altruistic model at a pool update"]["count"] == min(cfg["T2"], cfg["T3"] - 1) - stage2 + 1
     assert doc["projected_split_s"] == round(sum(row["seconds"] for row in doc["stages"]), 1) >= 0
 
     mem = doc["memory"]

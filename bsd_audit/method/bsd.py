@@ -184,6 +184,7 @@ def run_bsd(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, estima
         logits = predict(model, ds, norm, rt, cfg.eval_batch_size)
         return sce_loss(logits, labels_dev, cfg.sce_alpha, cfg.sce_beta, cfg.sce_log_clip), logits.argmax(1)
 
+    alt_read = None  # g_φ's losses and predictions at the latest pool update
     progress.start("BSD epochs", cfg.T3)
     progress.advance(start, f"resumed after epoch {start}/{cfg.T3}" if start else "")
     for T in range(start, cfg.T3):
@@ -207,7 +208,9 @@ def run_bsd(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, estima
                 break
         elif T >= cfg.stage2_start:
             sce_main, pred_main = sce_of(main)
-            sce_alt, pred_alt = sce_of(altruistic)
+            if T <= cfg.T2 or alt_read is None:  # g_φ trains until T2, then is frozen: read once more
+                alt_read = sce_of(altruistic)
+            sce_alt, pred_alt = alt_read
             I = indicator(sce_alt.cpu().numpy(), sce_main.cpu().numpy())
             clean = class_completion(I, labels, C, alpha_T, cfg.completion_scope, target) if cfg.class_completion else top_share(I, alpha_T)
             if stage == "drop" and cfg.selective_drop:
