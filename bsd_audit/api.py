@@ -604,7 +604,7 @@ def train_clean(data: Path, out: Path, cfg: Config, split_path: Path | None = No
         with _naming_checkpoint(ckpt.path):
             res = train_model(ds, norm, cfg, rt, mode, clean, ckpt.gen, ckpt.rng, progress, init_state,
                               resume=state.purify if state else None, maybe_checkpoint=ckpt.purify_epoch,
-                              guess_prior=prior)
+                              guess_prior=prior, target=target)
         report = TrainCleanReport(
             artifact=str(out), mode=mode, arch=cfg.arch, width=cfg.width, epochs=cfg.purify_epochs, init=init,
             resumed_from=_resumed(state), num_samples=len(ds),

@@ -37,18 +37,29 @@ class GuessAlignment:
     scaled by prior / marginal and renormalised before sharpening. ``prior``: the class shares the
     unlabelled pool should have; ``marginal``: a running mean of the guesses (updated every step,
     device tensor, kept in train-clean's checkpoint). Without it a model that favours a large class
-    guesses that class for the small classes' unlabelled images and then learns its own guess."""
+    guesses that class for the small classes' unlabelled images and then learns its own guess.
+    ``target``: a class left out of the alignment, its guessed share kept as the model gives it and
+    the other classes aligned among themselves. The prior counts the target's labels, and the poison
+    the suspicious list missed carries them: raising the target's guesses towards that count would
+    teach honest images of other classes the attacker's label; only ever lowering them feeds back
+    (the model learns the lowered guesses, its marginal falls, the guesses are lowered again)."""
 
     MOMENTUM = 0.95  # about the last 20 batches: short runs need the correction to follow the model
 
-    def __init__(self, prior: torch.Tensor, marginal: torch.Tensor):
+    def __init__(self, prior: torch.Tensor, marginal: torch.Tensor, target: int | None = None):
         self.prior = prior.float()
         self.marginal = marginal.float().clone()
+        self.target = target
 
     def __call__(self, p: torch.Tensor) -> torch.Tensor:
         self.marginal.mul_(self.MOMENTUM).add_(mean_across(p.mean(dim=0)), alpha=1.0 - self.MOMENTUM)
         q = p * (self.prior / self.marginal.clamp_min(1e-6))
-        return q / q.sum(dim=1, keepdim=True).clamp_min(1e-12)
+        if self.target is None:
+            return q / q.sum(dim=1, keepdim=True).clamp_min(1e-12)
+        q[:, self.target] = 0.0
+        q = q / q.sum(dim=1, keepdim=True).clamp_min(1e-12) * (1.0 - p[:, self.target:self.target + 1])
+        q[:, self.target] = p[:, self.target]
+        return q
 
 
 def mixmatch_step(model: nn.Module, opt: torch.optim.Optimizer, ds: ImageDataset, idx_l: torch.Tensor,

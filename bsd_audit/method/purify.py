@@ -64,12 +64,13 @@ def train_model(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, mo
                 clean: np.ndarray | None, gen: torch.Generator, rng: np.random.Generator,
                 progress: Progress | None = None, init_state: dict | None = None, resume: PurifyState | None = None,
                 maybe_checkpoint: Callable[[PurifyState], None] = lambda state: None,
-                guess_prior: np.ndarray | None = None) -> PurifyResult:
+                guess_prior: np.ndarray | None = None, target: int = -1) -> PurifyResult:
     """Train for ``cfg.purify_epochs`` epochs in ``mode``. ``clean`` is the split's clean-pool mask
     (None for the baseline). ``init_state``: weights to start from (the split's main model) instead
     of a new model's. ``resume`` continues from a checkpointed state (``gen`` and ``rng`` restored by
     the caller); ``maybe_checkpoint`` is called with the state at the end of every epoch.
-    ``guess_prior`` (``unlabelled_prior``): the class shares MixMatch's guesses are aligned to."""
+    ``guess_prior`` (``unlabelled_prior``): the class shares MixMatch's guesses are aligned to;
+    ``target`` (the split's target label, -1 for none): the class the alignment never raises."""
     if mode not in MODES:
         raise ValueError(f"mode {mode!r}: choose one of {', '.join(MODES)}")
     progress = progress or Progress()
@@ -99,7 +100,8 @@ def train_model(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, mo
             marginal = torch.from_numpy(resume.guess_marginal)
         else:  # the starting model's own class shares on the unlabelled pool
             marginal = predict(model, ds, norm, rt, cfg.eval_batch_size, poison_idx).softmax(dim=1).mean(dim=0)
-        align = GuessAlignment(torch.from_numpy(guess_prior).to(rt.device), marginal.to(rt.device))
+        align = GuessAlignment(torch.from_numpy(guess_prior).to(rt.device), marginal.to(rt.device),
+                               target if target >= 0 else None)
 
     progress.start(f"train-clean ({mode})", cfg.purify_epochs)
     progress.advance(start)
