@@ -134,8 +134,9 @@ class Config(BaseModel):
     # split: start from the split's main model when it has the same architecture (Decision: it has
     # already trained on the final pools the same way) | scratch: new weights, as the paper's table
     purify_init: Literal["split", "scratch"] = "split"
-    # pool: align MixMatch's guesses to the unlabelled pool's class shares (Decision: without it the
-    # small classes of an imbalanced set are guessed as the largest one) | off: MixMatch as the split runs it
+    # pool: align MixMatch's guesses to the unlabelled pool's class shares, the target class left as
+    # guessed (Decision: without it the small classes of an imbalanced set are guessed as the largest
+    # one) | off: MixMatch as the split runs it
     purify_align: Literal["pool", "off"] = "pool"
     # --- augmentation (batch-level, on the device)
     aug_translate: int = Field(4, ge=0)  # reflect-pad then random crop, in pixels at 32 px (scaled up with larger working sizes)

@@ -3,7 +3,8 @@
 Three modes:
   mixmatch    the purified model, as BSD trains its main model: clean pool labelled, poison pool
               unlabelled (labels discarded, so the trigger -> target association is never taught),
-              its guesses aligned to the poison pool's class shares (config purify_align)
+              its guesses aligned to the poison pool's class shares, the target's left as guessed
+              (config purify_align)
   supervised  cross-entropy on the clean pool alone (simpler, loses the poison pool's images)
   baseline    cross-entropy on every sample as labelled: the no-defence model DER is measured against
 
@@ -70,7 +71,7 @@ def train_model(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, mo
     of a new model's. ``resume`` continues from a checkpointed state (``gen`` and ``rng`` restored by
     the caller); ``maybe_checkpoint`` is called with the state at the end of every epoch.
     ``guess_prior`` (``unlabelled_prior``): the class shares MixMatch's guesses are aligned to;
-    ``target`` (the split's target label, -1 for none): the class the alignment never raises."""
+    ``target`` (the split's target label, -1 for none): the class left out of the alignment."""
     if mode not in MODES:
         raise ValueError(f"mode {mode!r}: choose one of {', '.join(MODES)}")
     progress = progress or Progress()
