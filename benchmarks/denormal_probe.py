@@ -26,7 +26,8 @@ def denormals(model: torch.nn.Module, opt: torch.optim.Optimizer) -> tuple[int, 
     tiny = torch.finfo(torch.float32).tiny
     tensors = list(model.parameters()) + [v for state in opt.state.values() for v in state.values()
                                           if torch.is_tensor(v) and v.dim() > 0]
-    found = sum(int(((t.detach().abs() > 0) & (t.detach().abs() < tiny)).sum()) for t in tensors)
+    magnitudes = [t.detach().abs() for t in tensors]
+    found = sum(int(((a > 0) & (a < tiny)).sum()) for a in magnitudes)
     return found, sum(t.numel() for t in tensors)
 
 
