@@ -238,6 +238,12 @@ def time_overlap(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, s
             "overlapped_s": round(at_once, 3), "speedup": round(one_after / at_once, 2) if at_once else None}
 
 
+def baseline_model(cfg: Config, num_classes: int, rt: Runtime) -> torch.nn.Module:
+    """The baseline's network: the tool's main model at the working size (from 64 px the ImageNet
+    form, as the audit builds it), plain contiguous fp32."""
+    return build_model(cfg.arch, num_classes, cfg.width, cfg.image_size).to(rt.device)
+
+
 def time_baseline(data: Path, cfg: Config, rt: Runtime, n: int, workers: int,
                   mean, std, like_tool: bool) -> dict:
     """The same model and optimiser fed the way a typical torchvision script feeds it: ImageFolder,
@@ -256,7 +262,7 @@ def time_baseline(data: Path, cfg: Config, rt: Runtime, n: int, workers: int,
         transforms.Resize((size, size)), transforms.RandomCrop(size, padding=BASELINE_PADDING),
         transforms.RandomHorizontalFlip(), transforms.ToTensor(), transforms.Normalize(mean, std)])
     folder = datasets.ImageFolder(str(data), transform=tf)
-    model = build_model(cfg.arch, len(folder.classes), cfg.width).to(rt.device)
+    model = baseline_model(cfg, len(folder.classes), rt)
     channels_last = like_tool and rt.channels_last
     if channels_last:
         model = model.to(memory_format=torch.channels_last)

@@ -113,3 +113,17 @@ def test_size_table_times_both_forms_at_every_size_and_the_imagenet_form_costs_l
     assert by[64, "imagenet"]["forward_gflops_per_image"] < by[64, "cifar"]["forward_gflops_per_image"] / 4
     assert by[64, "cifar"]["dataset_tensor_mb"] > by[32, "cifar"]["dataset_tensor_mb"]
     assert "| 64 | imagenet |" in capsys.readouterr().out
+
+
+def test_baseline_trains_the_network_the_audit_trains_at_a_photo_working_size():
+    speed = load_benchmark("speed")
+    from bsd_audit.config import resolve_config
+    from bsd_audit.training.loops import new_model
+    from bsd_audit.training.runtime import make_runtime
+
+    cfg = resolve_config("cpu", {"device": "cpu", "image_size": "128", "precision": "fp32"})
+    rt = make_runtime(cfg)
+    tool = {k: tuple(v.shape) for k, v in new_model(cfg, 5, rt).state_dict().items()}
+    base = {k: tuple(v.shape) for k, v in speed.baseline_model(cfg, 5, rt).state_dict().items()}
+    assert base == tool  # the ImageNet form's 7x7 stem, not the 32-px form's 3x3 one
+    assert any(shape[-2:] == (7, 7) for shape in base.values())
