@@ -24,8 +24,6 @@ image (a smaller network or working size, fewer epochs) or faster arithmetic can
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -145,13 +143,9 @@ def render(res: dict) -> str:
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("data", type=Path, help="ImageFolder tree (DATA/<class>/<image>)")
-    ap.add_argument("--preset", default="cpu", help="paper | fast | cpu | auto (default cpu)")
-    ap.add_argument("--set", dest="sets", action="append", default=[], metavar="FIELD=VALUE", help="config override")
+    speed.run_arguments(ap)
     ap.add_argument("--steps", type=int, default=30, help="batches per timing (default 30)")
-    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="baseline DataLoader workers (default: cores)")
     ap.add_argument("--target", type=float, default=3.0, help="the multiple of the torchvision pipeline to test (default 3)")
-    ap.add_argument("--json", dest="json_out", type=Path, default=None, help="also write the results here")
     args = ap.parse_args(argv)
     if args.steps < 1 or args.workers < 0 or args.target <= 0:
         ap.error("--steps must be at least 1, --workers 0 or more, --target above 0")
@@ -184,10 +178,7 @@ def main(argv: list[str] | None = None) -> dict:
         "target_over_ceiling": round(target / ceiling, 3),
         "timed_at": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
-    print(render(res), flush=True)
-    if args.json_out is not None:
-        args.json_out.write_text(json.dumps(res, indent=2) + "\n")
-    return res
+    return speed.report(res, render(res), args.json_out)
 
 
 if __name__ == "__main__":

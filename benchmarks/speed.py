@@ -416,22 +416,35 @@ def render(res: dict) -> str:
 
 
 # ------------------------------------------------------------------------------------- main
-def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def report(res: dict, text: str, json_out: Path | None) -> dict:
+    """Print the tables; write the results as JSON when asked."""
+    print(text, flush=True)
+    if json_out is not None:
+        json_out.write_text(json.dumps(res, indent=2) + "\n")
+    return res
+
+
+def run_arguments(ap: argparse.ArgumentParser) -> None:
+    """The data, the config and the baseline's loader: the arguments speed.py and roofline.py share."""
     ap.add_argument("data", type=Path, help="ImageFolder tree (DATA/<class>/<image>)")
     ap.add_argument("--preset", default="cpu", help="paper | fast | cpu | auto (default cpu)")
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="FIELD=VALUE", help="config override")
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="baseline DataLoader workers (default: cores)")
+    ap.add_argument("--json", dest="json_out", type=Path, default=None, help="also write the results here")
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    run_arguments(ap)
     ap.add_argument("--steps", type=int, default=None, help="batches per timing (default: one whole epoch)")
     ap.add_argument("--sizes", type=int, nargs="*", default=[], help="also time these dataset sizes")
     ap.add_argument("--size-steps", type=int, default=None, help="batches per timing at each size (default: whole epochs)")
-    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="baseline DataLoader workers (default: cores)")
     ap.add_argument("--baseline-like-tool", action="store_true",
                     help="give the baseline's model the tool's memory format, precision and compile setting")
     ap.add_argument("--compile", action="store_true", help="torch.compile the models (the compile config field)")
     ap.add_argument("--against", action="append", default=[], metavar="FIELD=VALUE",
                     help="also time the tool's steps with these overrides on top, in the same run on the same data "
                          "(e.g. precision=fp32: the settings before the bf16 probe), side by side with this config's")
-    ap.add_argument("--json", dest="json_out", type=Path, default=None, help="also write the results here")
     args = ap.parse_args(argv)
     if any(v is not None and v < 1 for v in (args.steps, args.size_steps)) or any(n < 2 for n in args.sizes):
         ap.error("--steps and --size-steps must be at least 1, every --sizes entry at least 2")
@@ -535,10 +548,7 @@ def main(argv: list[str] | None = None) -> dict:
         "sizes_timed": "whole epochs" if args.size_steps is None else f"{args.size_steps} batches per step",
         "config": cfg.to_dict(),
     }
-    print(render(res), flush=True)
-    if args.json_out is not None:
-        args.json_out.write_text(json.dumps(res, indent=2) + "\n")
-    return res
+    return report(res, render(res), args.json_out)
 
 
 if __name__ == "__main__":
