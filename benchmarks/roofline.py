@@ -45,7 +45,9 @@ from bsd_audit.training.runtime import Runtime  # noqa: E402
 MATMUL_SIDES = {"cpu": (1024, 2048), "cuda": (4096, 8192)}
 DENSE_CONVS = ((128, 128, 16), (128, 256, 8), (64, 512, 8))  # (batch, channels in = out, side): wide 3x3 layers
 DENSE_REPEATS = 3
-CONV_OPS = ("conv",)  # profiler op names holding convolution work (forward and backward, any backend)
+# The two operators every convolution goes through, forward and backward, whatever the backend: their
+# inclusive time holds the backend's kernels (on a GPU, cuDNN's kernels carry no "conv" in their names).
+CONV_OPS = ("aten::convolution", "aten::convolution_backward")
 SCHEMA = 1
 
 
@@ -95,31 +97,26 @@ def dense_rate(rt: Runtime) -> dict:
 
 
 def conv_time(model: torch.nn.Module, ds, norm, cfg, rt: Runtime, images: int) -> dict:
-    """Seconds of the profiled supervised steps, and the share the convolution ops take (self time,
-    on the device that ran them)."""
+    """Seconds of ``images`` images of supervised steps under the profiler, and the share of the
+    device's time the convolutions take (forward and backward, their kernels included)."""
     opt = torch.optim.Adam(model.parameters(), lr=cfg.warmup_lr)
     gen, bs = rt.generator(cfg.seed), cfg.warmup_batch_size
+
+    def epoch(part) -> None:
+        train_epoch(model, opt, part, torch.arange(len(part), device=rt.device),
+                    lambda z, y: F.cross_entropy(z, y, reduction="none"), lambda v: v.mean(), norm, cfg, rt, gen, bs)
+
+    epoch(speed.resized(ds, speed.warmup_images(images, bs)))  # untimed: kernel selection
     part = speed.resized(ds, images)
-    order = torch.arange(images, device=rt.device)
-
-    def run():
-        train_epoch(model, opt, part, order, lambda z, y: F.cross_entropy(z, y, reduction="none"),
-                    lambda v: v.mean(), norm, cfg, rt, gen, bs)
-
-    run()  # untimed: kernel selection
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if rt.device.type == "cuda" else [])
-    with profile(activities=activities) as prof:
-        seconds = speed.clock(rt, run)
     cuda = rt.device.type == "cuda"
-    total = conv = 0.0
-    for event in prof.key_averages():
-        us = event.self_device_time_total if cuda else event.self_cpu_time_total
-        total += us
-        if any(name in event.key.lower() for name in CONV_OPS):
-            conv += us
+    with profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])) as prof:
+        seconds = speed.clock(rt, lambda: epoch(part))
+    events = prof.key_averages()
+    total = sum(e.self_device_time_total if cuda else e.self_cpu_time_total for e in events)
+    conv = sum(e.device_time_total if cuda else e.cpu_time_total for e in events if e.key in CONV_OPS)
     return {"images": images, "seconds": round(seconds, 4), "conv_s": round(conv / 1e6, 4),
             "conv_share": round(conv / total, 3) if total else None,
-            "measured_on": "device kernel time" if cuda else "host self time"}
+            "measured_on": "device kernel time" if cuda else "host time"}
 
 
 def render(res: dict) -> str:
