@@ -14,11 +14,10 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from bsd_audit import api
 from bsd_audit.config import resolve_config
-from bsd_audit.training.loops import new_model, train_epoch
+from bsd_audit.training.loops import new_model, supervised_epoch
 from bsd_audit.training.progress import Progress
 
 
@@ -43,8 +42,7 @@ def main() -> None:
     gen = rt.generator(0)
 
     def epoch(indices: torch.Tensor) -> None:
-        train_epoch(model, opt, ds, indices, lambda z, y: F.cross_entropy(z, y, reduction="none"),
-                    lambda v: v.mean(), norm, cfg, rt, gen, cfg.warmup_batch_size)
+        supervised_epoch(model, opt, ds, indices, norm, cfg, rt, gen)
 
     every = torch.arange(len(ds), device=rt.device)
     for _ in range(args.epochs):

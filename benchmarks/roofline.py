@@ -38,7 +38,7 @@ import speed  # noqa: E402  (the step and baseline timings, shared with speed.py
 
 from bsd_audit.api import prepare  # noqa: E402
 from bsd_audit.config import parse_overrides, resolve_config  # noqa: E402
-from bsd_audit.training.loops import new_model, train_epoch  # noqa: E402
+from bsd_audit.training.loops import new_model, supervised_epoch  # noqa: E402
 from bsd_audit.training.progress import Progress  # noqa: E402
 from bsd_audit.training.runtime import Runtime  # noqa: E402
 
@@ -103,8 +103,7 @@ def conv_time(model: torch.nn.Module, ds, norm, cfg, rt: Runtime, images: int) -
     gen, bs = rt.generator(cfg.seed), cfg.warmup_batch_size
 
     def epoch(part) -> None:
-        train_epoch(model, opt, part, torch.arange(len(part), device=rt.device),
-                    lambda z, y: F.cross_entropy(z, y, reduction="none"), lambda v: v.mean(), norm, cfg, rt, gen, bs)
+        supervised_epoch(model, opt, part, torch.arange(len(part), device=rt.device), norm, cfg, rt, gen)
 
     epoch(speed.resized(ds, speed.warmup_images(images, bs)))  # untimed: kernel selection
     part = speed.resized(ds, images)

@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from bsd_audit.api import prepare
 from bsd_audit.config import Config, lga_epochs, parse_overrides, resolve_config
 from bsd_audit.data import ImageDataset, Normalizer
-from bsd_audit.training.loops import Stream, new_model, predict, train_epoch
+from bsd_audit.training.loops import Stream, new_model, predict, supervised_epoch
 from bsd_audit.training.overlap import overlap_enabled, side_by_side
 from bsd_audit.training.progress import Progress
 from bsd_audit.training.runtime import Runtime, make_runtime
@@ -140,16 +140,14 @@ def time_lga(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, n: in
 
 
 def time_supervised(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, n: int):
-    """The main model's warm-up step: batch augmentation on the device, CE, Adam (train_epoch as
+    """The main model's warm-up step: batch augmentation on the device, CE, Adam (supervised_epoch as
     run_bsd calls it). Returns the timing and the model (evaluation is timed with it)."""
     model = new_model(cfg, ds.num_classes, rt)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.warmup_lr)
     gen, bs = rt.generator(cfg.seed), cfg.warmup_batch_size
 
     def epoch(d: ImageDataset):
-        return train_epoch(model, opt, d, torch.arange(len(d), device=rt.device),
-                           lambda z, y: F.cross_entropy(z, y, reduction="none"), lambda v: v.mean(),
-                           norm, cfg, rt, gen, bs)
+        return supervised_epoch(model, opt, d, torch.arange(len(d), device=rt.device), norm, cfg, rt, gen)
 
     first = clock(rt, lambda: epoch(resized(ds, warmup_images(n, bs))))
     part = resized(ds, n)

@@ -15,12 +15,11 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..config import Config
 from ..data import ImageDataset, Normalizer
 from ..training.distributed import broadcast_mask
-from ..training.loops import check_finite, new_model, predict, restore_optimizer, train_epoch
+from ..training.loops import check_finite, new_model, predict, restore_optimizer, supervised_epoch
 from ..training.overlap import overlap_enabled, side_by_side, side_generator
 from ..training.progress import Progress
 from ..training.runtime import Runtime
@@ -225,8 +224,7 @@ def run_bsd(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, estima
 
         def main_update() -> float:
             if stage == "warmup":
-                loss = train_epoch(main, warm_opt, ds, nt_idx, lambda z, y: F.cross_entropy(z, y, reduction="none"),
-                                   lambda v: v.mean(), norm, cfg, rt, gen, cfg.warmup_batch_size)
+                loss = supervised_epoch(main, warm_opt, ds, nt_idx, norm, cfg, rt, gen)
                 return check_finite(loss, "main model warm-up", T, cfg.T3, cfg, "warmup_lr")
             loss = _mixmatch_epoch(main, semi_opt, ds, clean, norm, cfg, rt, gen, rng, T)
             return check_finite(loss, f"MixMatch ({stage} stage)", T, cfg.T3, cfg, "mixmatch_lr")

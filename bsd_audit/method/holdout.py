@@ -42,7 +42,7 @@ import torch.nn.functional as F
 
 from ..config import Config
 from ..data import ImageDataset, Normalizer
-from ..training.loops import check_finite, new_model, predict, train_epoch
+from ..training.loops import check_finite, new_model, predict, supervised_epoch
 from ..training.runtime import Runtime
 
 MIN_QUARTER = 10  # a class needs this many samples in each held-out quarter to be tested
@@ -88,8 +88,7 @@ def holdout_check(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, 
     train_idx = torch.as_tensor(np.flatnonzero(quarter < 0), device=rt.device)
     held_idx = np.flatnonzero(quarter >= 0)
     for epoch in range(cfg.holdout_epochs):
-        loss = train_epoch(model, opt, ds, train_idx, lambda z, y: F.cross_entropy(z, y, reduction="none"),
-                           lambda v: v.mean(), norm, cfg, rt, gen, cfg.warmup_batch_size)
+        loss = supervised_epoch(model, opt, ds, train_idx, norm, cfg, rt, gen)
         check_finite(loss, "held-out check", epoch, cfg.holdout_epochs, cfg, "warmup_lr")
         if progress is not None:
             progress.advance(1, f"held-out check, epoch {epoch + 1}/{cfg.holdout_epochs}: loss {loss:.3f}")

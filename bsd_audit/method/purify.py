@@ -19,11 +19,10 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..config import Config
 from ..data import ImageDataset, Normalizer
-from ..training.loops import check_finite, new_model, predict, restore_optimizer, train_epoch
+from ..training.loops import check_finite, new_model, predict, restore_optimizer, supervised_epoch
 from ..training.progress import Progress
 from ..training.runtime import Runtime
 from .mixmatch import GuessAlignment, mixmatch_epoch
@@ -113,8 +112,7 @@ def train_model(ds: ImageDataset, norm: Normalizer, cfg: Config, rt: Runtime, mo
         if semi:
             loss = mixmatch_epoch(model, opt, ds, train_idx, poison_idx, norm, cfg, rt, gen, rng, epoch, rampup, align)
         else:
-            loss = train_epoch(model, opt, ds, train_idx, lambda z, y: F.cross_entropy(z, y, reduction="none"),
-                               lambda v: v.mean(), norm, cfg, rt, gen, cfg.warmup_batch_size)
+            loss = supervised_epoch(model, opt, ds, train_idx, norm, cfg, rt, gen)
         check_finite(loss, f"train-clean ({mode})", epoch, cfg.purify_epochs, cfg, lr_field)
         history.append({"epoch": epoch, "loss": loss})
         marginal = None if align is None else align.marginal.cpu().numpy()

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..config import Config
@@ -118,6 +119,14 @@ def train_epoch(model: nn.Module, opt: torch.optim.Optimizer, ds: ImageDataset, 
         total += loss.detach()
         steps += 1
     return float(mean_across(total / max(steps, 1)))  # one host sync per epoch
+
+
+def supervised_epoch(model: nn.Module, opt: torch.optim.Optimizer, ds: ImageDataset, indices: torch.Tensor,
+                     norm: Normalizer, cfg: Config, rt: Runtime, gen: torch.Generator) -> float:
+    """One augmented cross-entropy pass over ``indices`` at ``warmup_batch_size``: the main model's
+    warm-up, the held-out check's training and train-clean's supervised modes. Returns the mean loss."""
+    return train_epoch(model, opt, ds, indices, lambda z, y: F.cross_entropy(z, y, reduction="none"),
+                       lambda v: v.mean(), norm, cfg, rt, gen, cfg.warmup_batch_size)
 
 
 def check_finite(loss: float, stage: str, epoch: int, epochs: int, cfg: Config, lr_field: str) -> float:
